@@ -1,0 +1,127 @@
+package event
+
+import (
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/swar"
+)
+
+// DefaultMaxSize is the largest encoded event accepted when no limit is
+// configured.
+const DefaultMaxSize = 1 << 20 // 1 MiB
+
+// Validate checks the attributes of e: id, source, specversion "1.0" and a
+// versioned type (see ParseType) are required, hops may not be negative, and
+// no string attribute may hold invalid UTF-8 or a control character
+// (CloudEvents 1.0 excludes U+0000-U+001F and U+007F-U+009F from its String
+// type; it also keeps binary-mode headers safe). Time may be zero. Data is not
+// inspected: Unmarshal and FromBinary guarantee it is JSON, Marshal checks it.
+func Validate(e baton.Event) error {
+	return validate(&e, e.SpecVersion)
+}
+
+// validate takes the spec version apart so that Marshal can default it
+// without copying the event.
+func validate(e *baton.Event, specVersion string) error {
+	if err := required("id", e.ID); err != nil {
+		return err
+	}
+	if err := required("source", e.Source); err != nil {
+		return err
+	}
+	switch specVersion {
+	case baton.SpecVersion:
+	case "":
+		return invalidf(`missing required attribute "specversion"`)
+	default:
+		return invalidf(`unsupported specversion %q (Baton reads %q)`, specVersion, baton.SpecVersion)
+	}
+	if e.Type == "" {
+		return invalidf(`missing required attribute "type"`)
+	}
+	if _, _, reason := parseType(e.Type); reason != "" {
+		return invalidf(`invalid attribute "type": %s`, typeError(e.Type, reason))
+	}
+	if !e.Time.IsZero() {
+		// RFC 3339 has four-digit years.
+		if y := e.Time.UTC().Year(); y < 0 || y > 9999 {
+			return invalidf(`invalid attribute "time": year %d is outside 0-9999`, y)
+		}
+	}
+	if e.Hops < 0 {
+		return invalidf(`invalid attribute "hops": %d is negative`, e.Hops)
+	}
+	for _, a := range [...]struct{ name, value string }{
+		{"subject", e.Subject},
+		{"datacontenttype", e.DataContentType},
+		{"dataschema", e.DataSchema},
+		{"correlationid", e.CorrelationID},
+		{"causationid", e.CausationID},
+		{"traceparent", e.TraceParent},
+		{"replyto", e.ReplyTo},
+	} {
+		if reason := badString(a.value); reason != "" {
+			return invalidf("invalid attribute %q: %s", a.name, reason)
+		}
+	}
+	return nil
+}
+
+func required(name, value string) error {
+	if value == "" {
+		return invalidf("missing required attribute %q", name)
+	}
+	if reason := badString(value); reason != "" {
+		return invalidf("invalid attribute %q: %s", name, reason)
+	}
+	return nil
+}
+
+func invalidf(format string, args ...any) error {
+	return baton.Errorf(baton.Invalid, "validate event", format, args...)
+}
+
+// badString says why s is not a CloudEvents String, or returns "".
+func badString(s string) string {
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			if x := swar.Load64(s, i); swar.HasLess(x, 0x20)|swar.HasByte(x, 0x7f)|x&swar.Highs == 0 {
+				i += 8
+				continue
+			}
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return fmt.Sprintf("control character %U at byte %d", c, i)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return "invalid UTF-8 at byte " + strconv.Itoa(i)
+		}
+		if r <= 0x9f {
+			return fmt.Sprintf("control character %U at byte %d", r, i)
+		}
+		i += size
+	}
+	return ""
+}
+
+// CheckSize refuses an encoded event of n bytes when it is over max; max <= 0
+// means DefaultMaxSize.
+func CheckSize(n, max int) error {
+	if max <= 0 {
+		max = DefaultMaxSize
+	}
+	if n > max {
+		return baton.Errorf(baton.Invalid, "check size",
+			"event is %d bytes, over the %d-byte limit (raise MaxEventSize to allow it)", n, max)
+	}
+	return nil
+}
