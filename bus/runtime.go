@@ -1,0 +1,617 @@
+package bus
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/event"
+	"github.com/batonhq/baton/store"
+)
+
+// Config configures a Runtime. Zero values mean the documented defaults.
+type Config struct {
+	Transport Transport   // required
+	Store     store.Store // required; may be the same value as Transport
+	// Registry upcasts older versions and validates schemas; nil for none.
+	Registry *event.Registry
+	// MaxEventSize is the largest encoded event accepted, in bytes
+	// (default event.DefaultMaxSize, 1 MiB).
+	MaxEventSize int
+	// MaxHops is the storm guard: an event that has passed through more
+	// handlers is dead-lettered (default 32).
+	MaxHops int
+	// Concurrency is how many events each group handles at once (default 32).
+	Concurrency int
+	// Source is the source of events published with Publish (default "baton").
+	Source string
+	Logger *slog.Logger
+}
+
+// Runtime runs services under choreography: each service is a consumer group
+// subscribed to the types its handlers take, and their outputs are published.
+type Runtime struct {
+	cfg      Config
+	atomic   bool // the transport is a Committer
+	commit   func(context.Context, Subscription, Commit) error
+	services []baton.Service
+	stats    Stats
+
+	mu      sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	subs    []Subscription
+	wg      sync.WaitGroup
+	stopped chan struct{}
+	stop    sync.Once
+}
+
+// New validates cfg and returns a Runtime.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Transport == nil || cfg.Store == nil {
+		return nil, baton.Errorf(baton.Invalid, "bus.New", "a Transport and a Store are required")
+	}
+	if cfg.MaxEventSize <= 0 {
+		cfg.MaxEventSize = event.DefaultMaxSize
+	}
+	if cfg.MaxHops <= 0 {
+		cfg.MaxHops = 32
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 32
+	}
+	if cfg.Source == "" {
+		cfg.Source = "baton"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats()}
+	if c, ok := cfg.Transport.(Committer); ok {
+		r.atomic = true
+		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
+	} else {
+		r.commit = r.commitInSteps
+	}
+	return r, nil
+}
+
+// Register adds a service; call it before Start.
+func (r *Runtime) Register(s baton.Service) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return baton.Errorf(baton.Conflict, "register "+s.Name, "runtime already started")
+	}
+	if s.Name == "" || len(s.Handlers) == 0 {
+		return baton.Errorf(baton.Invalid, "register", "a service needs a name and at least one handler")
+	}
+	seen := map[string]bool{}
+	for _, h := range s.Handlers {
+		if _, _, err := event.ParseType(h.Type); err != nil {
+			return baton.Errorf(baton.Invalid, "register "+s.Name, "handler type: %w", err)
+		}
+		if seen[h.Type] || h.Func == nil {
+			return baton.Errorf(baton.Invalid, "register "+s.Name, "handler for %s is missing or declared twice", h.Type)
+		}
+		seen[h.Type] = true
+	}
+	for _, o := range r.services {
+		if o.Name == s.Name {
+			return baton.Errorf(baton.Conflict, "register", "service %s registered twice", s.Name)
+		}
+	}
+	r.services = append(r.services, s)
+	return nil
+}
+
+// Start subscribes every service's group and starts handling. A group
+// subscribes to every version of the types it handles, so an unsupported
+// version is dead-lettered with a reason rather than never seen.
+func (r *Runtime) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return baton.Errorf(baton.Conflict, "start", "runtime already started")
+	}
+	r.started = true
+	// Every group is declared before any handler runs: an event emitted
+	// for a group not yet declared would reach nobody.
+	var workers []*worker
+	for _, s := range r.services {
+		var patterns []string
+		for _, h := range s.Handlers {
+			name, _, _ := event.ParseType(h.Type)
+			p := name + ".*"
+			if !contains(patterns, p) {
+				patterns = append(patterns, p)
+			}
+		}
+		for range r.cfg.Concurrency {
+			sub, err := r.cfg.Transport.Subscribe(ctx, s.Name, patterns)
+			if err != nil {
+				for _, w := range workers {
+					w.sub.Close()
+				}
+				return fmt.Errorf("start %s: %w", s.Name, err)
+			}
+			workers = append(workers, &worker{r: r, svc: s, sub: sub})
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	for _, w := range workers {
+		r.subs = append(r.subs, w.sub)
+		r.wg.Go(func() { w.run(runCtx) })
+	}
+	return nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Stop stops taking work, waits for the events in flight to be settled (or
+// for ctx to end), and closes the subscriptions; unsettled events are
+// redelivered later. It is idempotent.
+func (r *Runtime) Stop(ctx context.Context) error {
+	var err error
+	r.stop.Do(func() {
+		r.mu.Lock()
+		cancel := r.cancel
+		r.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		done := make(chan struct{})
+		go func() { r.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("stop: events still in flight: %w", ctx.Err())
+		}
+		r.mu.Lock()
+		for _, s := range r.subs {
+			s.Close()
+		}
+		r.mu.Unlock()
+		close(r.stopped)
+	})
+	return err
+}
+
+// Stopped is closed when Stop has finished.
+func (r *Runtime) Stopped() <-chan struct{} { return r.stopped }
+
+// Stats returns the runtime's counters.
+func (r *Runtime) Stats() *Stats { return &r.stats }
+
+// Publish fills in what the events leave empty (id, source, time, spec
+// version, correlation id = id), checks them, and publishes them durably in
+// one batch, journaling each. Nothing is published when one is refused.
+func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
+	now := time.Now()
+	msgs := make([]Message, len(events))
+	entries := make([]store.Entry, len(events))
+	for i, e := range events {
+		if e.ID == "" {
+			e.ID = event.NewID()
+		}
+		if e.Source == "" {
+			e.Source = r.cfg.Source
+		}
+		if e.SpecVersion == "" {
+			e.SpecVersion = baton.SpecVersion
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		if e.CorrelationID == "" {
+			e.CorrelationID = e.ID
+		}
+		m, err := r.encode(e)
+		if err != nil {
+			r.stats.refused.Add(1)
+			return fmt.Errorf("publish %s: %w", e.Type, err)
+		}
+		msgs[i] = m
+		entries[i] = publishedEntry(e, now)
+	}
+	if err := r.commit(ctx, nil, Commit{Publish: msgs, Journal: entries}); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	r.stats.published.Add(int64(len(msgs)))
+	return nil
+}
+
+// encode validates e (attributes, schema, size) and encodes it.
+func (r *Runtime) encode(e baton.Event) (Message, error) {
+	if err := event.Validate(e); err != nil {
+		return Message{}, err
+	}
+	if r.cfg.Registry != nil {
+		if _, err := r.cfg.Registry.Prepare(e, e.Type); err != nil {
+			return Message{}, err
+		}
+	}
+	body, err := event.Marshal(e)
+	if err != nil {
+		return Message{}, err
+	}
+	if err := event.CheckSize(len(body), r.cfg.MaxEventSize); err != nil {
+		return Message{}, err
+	}
+	return Message{Type: e.Type, ID: e.ID, Body: body}, nil
+}
+
+func publishedEntry(e baton.Event, now time.Time) store.Entry {
+	return store.Entry{
+		Time: now, CorrelationID: e.CorrelationID, Outcome: store.Published,
+		EventID: e.ID, EventType: e.Type, Subject: e.Subject, Source: e.Source,
+	}
+}
+
+// commitInSteps applies a Commit on a transport that is not a Committer, in
+// an order that is safe to interrupt: outputs first (a crash after them
+// redelivers the input, whose handler emits the same ids, which the
+// consumers' inboxes skip), the settlement last.
+func (r *Runtime) commitInSteps(ctx context.Context, sub Subscription, c Commit) error {
+	st := r.cfg.Store
+	duplicate := false
+	if c.Handled != "" {
+		seen, err := st.Seen(ctx, c.Group, c.Handled)
+		if err != nil {
+			return err
+		}
+		if seen {
+			c.Publish, c.Journal, c.Handled, c.Dead, c.Retry = nil, duplicateOf(c), "", nil, false
+			duplicate = true
+		}
+	}
+	if err := r.publish(ctx, c.ReplyTo, c.Publish); err != nil {
+		return err
+	}
+	// The inbox before the journal: once the journal says an event was
+	// handled, a copy of it arriving later is already known as a duplicate.
+	if c.Handled != "" {
+		if err := st.MarkSeen(ctx, c.Group, c.Handled); err != nil {
+			return err
+		}
+	}
+	if err := st.Append(ctx, c.Journal...); err != nil {
+		return err
+	}
+	if c.Dead != nil {
+		if err := st.AddDead(ctx, *c.Dead); err != nil {
+			return err
+		}
+	}
+	var err error
+	switch {
+	case c.Delivery == nil:
+	case c.Retry:
+		err = sub.Nack(ctx, *c.Delivery, c.RetryAfter)
+	default:
+		err = sub.Ack(ctx, *c.Delivery)
+	}
+	if err == nil && duplicate {
+		return ErrDuplicate
+	}
+	return err
+}
+
+// publish sends msgs to every subscriber of their types, or to group only.
+func (r *Runtime) publish(ctx context.Context, group string, msgs []Message) error {
+	if group == "" || len(msgs) == 0 {
+		return r.cfg.Transport.Publish(ctx, msgs...)
+	}
+	gp, ok := r.cfg.Transport.(GroupPublisher)
+	if !ok {
+		return baton.Errorf(baton.Invalid, "reply to "+group, "the transport cannot send to one group")
+	}
+	return gp.PublishTo(ctx, group, msgs...)
+}
+
+func duplicateOf(c Commit) []store.Entry {
+	if len(c.Journal) == 0 {
+		return nil
+	}
+	e := c.Journal[0]
+	return []store.Entry{{Time: e.Time, CorrelationID: e.CorrelationID, Outcome: store.Duplicate,
+		EventID: e.EventID, EventType: e.EventType, Subject: e.Subject, Group: c.Group}}
+}
+
+// worker is one consumer of a service's group.
+type worker struct {
+	r   *Runtime
+	svc baton.Service
+	sub Subscription
+}
+
+func (w *worker) run(ctx context.Context) {
+	backoff := 10 * time.Millisecond
+	for {
+		// A transport may hand out a ready message even to a cancelled
+		// Receive; a stopping worker takes no new work.
+		if ctx.Err() != nil {
+			return
+		}
+		d, err := w.sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.r.cfg.Logger.Error("receive failed; retrying", "group", w.svc.Name, "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 10 * time.Millisecond
+		// The handler and the settlement are not cancelled by Stop: work
+		// taken is finished.
+		c, v := w.handle(context.WithoutCancel(ctx), d)
+		for attempt := 1; ; attempt++ {
+			err := w.r.commit(context.WithoutCancel(ctx), w.sub, c)
+			if err == nil || errors.Is(err, ErrDuplicate) {
+				if err != nil {
+					v = verdict{duplicate: true}
+				}
+				w.r.stats.count(v, len(c.Publish))
+				break
+			}
+			if baton.ErrorCode(err) == baton.Invalid || baton.ErrorCode(err) == baton.Conflict || attempt == 5 {
+				w.r.cfg.Logger.Error("settle failed; the event will be redelivered", "group", w.svc.Name, "event", d.ID, "err", err)
+				break
+			}
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		}
+	}
+}
+
+// verdict is what handling a delivery came to, counted once it is settled.
+type verdict struct {
+	dead      DeadReason // "" unless dead-lettered
+	retried   bool
+	duplicate bool
+}
+
+// handle runs the pipeline for one delivery and returns how to settle it.
+func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
+	r, group := w.r, w.svc.Name
+	c := Commit{Group: group, Delivery: &d}
+	dead := func(kind DeadReason, e *baton.Event, reason string) (Commit, verdict) {
+		dl := &store.DeadLetter{Group: group, Type: d.Type, Body: d.Body, EventID: d.ID,
+			Attempts: d.Attempt, Reason: reason, Time: time.Now()}
+		if e != nil {
+			if e.ID != "" {
+				dl.EventID = e.ID
+			}
+			dl.CorrelationID = cmp.Or(e.CorrelationID, e.ID)
+		}
+		// The group is done with the event: a copy published again is a
+		// duplicate, until a replay forgets the mark.
+		c.Dead, c.Handled = dl, dl.EventID
+		// A coordinator waiting for the outputs hears that none will come.
+		if e != nil && e.ReplyTo != "" {
+			if m, err := w.failureReply(e, reason); err == nil {
+				c.Publish, c.ReplyTo = []Message{m}, e.ReplyTo
+			}
+		}
+		c.Journal = []store.Entry{{Time: dl.Time, CorrelationID: dl.CorrelationID, Outcome: store.DeadLettered,
+			EventID: dl.EventID, EventType: d.Type, Group: group, Attempt: d.Attempt, Error: reason}}
+		if e != nil {
+			c.Journal[0].Subject = e.Subject
+		}
+		r.cfg.Logger.Warn("dead-lettered", "group", group, "type", d.Type, "event", dl.EventID, "reason", reason)
+		return c, verdict{dead: kind}
+	}
+
+	if err := event.CheckSize(len(d.Body), r.cfg.MaxEventSize); err != nil {
+		return dead(ReasonTooLarge, nil, err.Error())
+	}
+	e, err := event.Unmarshal(d.Body)
+	if err != nil {
+		kind := ReasonInvalid
+		if strings.Contains(err.Error(), "malformed JSON") {
+			kind = ReasonMalformed
+		}
+		// When only validation failed, the decoded event still names its id
+		// and correlation id, so the dead letter shows in its history.
+		var decoded *baton.Event
+		if e.ID != "" || e.CorrelationID != "" {
+			decoded = &e
+		}
+		return dead(kind, decoded, err.Error())
+	}
+	// An event published without a correlation id starts its own
+	// transaction, as with Publish: its entries and its outputs share it.
+	if e.CorrelationID == "" {
+		e.CorrelationID = e.ID
+	}
+	if e.Hops > r.cfg.MaxHops {
+		return dead(ReasonStorm, &e, fmt.Sprintf("storm guard: the event has passed through %d handlers, over the limit of %d; is there a cycle of events?", e.Hops, r.cfg.MaxHops))
+	}
+	h, err := w.handlerFor(&e)
+	if err != nil {
+		return dead(ReasonUnsupported, &e, err.Error())
+	}
+	// An atomic transport checks the inbox in the commit itself; elsewhere
+	// the check here spares running the handler again.
+	if !r.atomic {
+		if seen, err := r.cfg.Store.Seen(ctx, group, e.ID); err == nil && seen {
+			c.Journal = []store.Entry{{Time: time.Now(), CorrelationID: e.CorrelationID, Outcome: store.Duplicate,
+				EventID: e.ID, EventType: e.Type, Subject: e.Subject, Group: group, Attempt: d.Attempt}}
+			return c, verdict{duplicate: true}
+		}
+	}
+
+	start := time.Now()
+	outs, err := call(baton.WithAttempt(ctx, d.Attempt), h.Func, e)
+	took := time.Since(start)
+	var msgs []Message
+	if err == nil {
+		msgs, err = w.outputs(&e, outs, start)
+	}
+	if err != nil {
+		policy := w.svc.Retry
+		if h.Retry != nil {
+			policy = *h.Retry
+		}
+		policy = policy.OrDefault()
+		var p *panicError
+		switch {
+		case errors.As(err, &p):
+			return dead(ReasonPanic, &e, err.Error())
+		case baton.IsPermanent(err):
+			return dead(ReasonPermanent, &e, "permanent error: "+err.Error())
+		case d.Attempt >= policy.MaxAttempts:
+			return dead(ReasonExhausted, &e, fmt.Sprintf("gave up after %d attempts: %v", d.Attempt, err))
+		}
+		delay, ok := baton.RetryDelay(err)
+		if !ok {
+			delay = policy.Backoff(d.Attempt, rand.Float64)
+		}
+		c.Retry, c.RetryAfter = true, delay
+		c.Journal = []store.Entry{{Time: time.Now(), CorrelationID: e.CorrelationID, Outcome: store.Failed,
+			EventID: e.ID, EventType: e.Type, Subject: e.Subject, Group: group, Attempt: d.Attempt,
+			Duration: took, Error: fmt.Sprintf("%v (retry in %v)", err, delay.Round(time.Millisecond))}}
+		return c, verdict{retried: true}
+	}
+
+	c.Publish, c.Handled, c.ReplyTo = msgs, e.ID, e.ReplyTo
+	c.Journal = make([]store.Entry, 0, 1+len(msgs))
+	handled := store.Entry{Time: time.Now(), CorrelationID: e.CorrelationID, Outcome: store.Handled,
+		EventID: e.ID, EventType: e.Type, Subject: e.Subject, Group: group, Attempt: d.Attempt, Duration: took}
+	for _, m := range msgs {
+		handled.Caused = append(handled.Caused, m.ID)
+	}
+	c.Journal = append(c.Journal, handled)
+	for _, o := range outs {
+		c.Journal = append(c.Journal, publishedEntry(o, handled.Time))
+	}
+	return c, verdict{}
+}
+
+// handlerFor finds the handler of e's type, upcasting e to the version the
+// handler takes when it is older.
+func (w *worker) handlerFor(e *baton.Event) (*baton.Handler, error) {
+	hs := w.svc.Handlers
+	pick := -1
+	for i := range hs {
+		if hs[i].Type == e.Type {
+			pick = i
+			break
+		}
+	}
+	if pick < 0 {
+		name, _, _ := event.ParseType(e.Type)
+		newest := 0
+		for i := range hs {
+			if hn, v, _ := event.ParseType(hs[i].Type); hn == name && v > newest {
+				pick, newest = i, v // the newest version wins: handlers of one name are few
+			}
+		}
+	}
+	if pick < 0 {
+		return nil, baton.Errorf(baton.Invalid, "route", "service %s has no handler for %s (it handles %s)",
+			w.svc.Name, e.Type, strings.Join(w.svc.Types(), ", "))
+	}
+	up, err := w.r.cfg.Registry.Prepare(*e, hs[pick].Type)
+	if err != nil {
+		return nil, err
+	}
+	*e = up
+	return &hs[pick], nil
+}
+
+// outputs completes the events a handler returned: deterministic ids, the
+// same correlation, causation by the input, one more hop.
+func (w *worker) outputs(in *baton.Event, outs []baton.Event, now time.Time) ([]Message, error) {
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	msgs := make([]Message, len(outs))
+	for i := range outs {
+		o := &outs[i]
+		o.ID = event.OutputID(in.ID, w.svc.Name, i)
+		o.Source = w.svc.Name
+		o.SpecVersion = baton.SpecVersion
+		o.Time = now
+		o.CorrelationID = in.CorrelationID
+		if o.CorrelationID == "" {
+			o.CorrelationID = in.ID
+		}
+		o.CausationID = in.ID
+		o.TraceParent = in.TraceParent
+		o.ReplyTo = ""
+		o.Hops = in.Hops + 1
+		if o.Subject == "" {
+			o.Subject = in.Subject
+		}
+		m, err := w.r.encode(*o)
+		if err != nil {
+			return nil, baton.Permanent(fmt.Errorf("handler emitted an invalid event %s: %w", o.Type, err))
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
+// TypeStepFailed is the event a service's runtime sends back to the
+// coordinator that sent it an event when it dead-letters that event.
+const TypeStepFailed = "baton.step.failed.v1"
+
+// StepFailed is the data of a TypeStepFailed event.
+type StepFailed struct {
+	Group   string `json:"group"`
+	EventID string `json:"event_id"`
+	Reason  string `json:"reason"`
+}
+
+func (w *worker) failureReply(in *baton.Event, reason string) (Message, error) {
+	f, err := baton.NewEvent(TypeStepFailed, in.Subject, StepFailed{Group: w.svc.Name, EventID: in.ID, Reason: reason})
+	if err != nil {
+		return Message{}, err
+	}
+	msgs, err := w.outputs(in, []baton.Event{f}, time.Now())
+	if err != nil {
+		return Message{}, err
+	}
+	return msgs[0], nil
+}
+
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string {
+	return fmt.Sprintf("handler panicked: %v", p.value)
+}
+
+// call runs the handler, turning a panic into an error.
+func call(ctx context.Context, fn baton.HandlerFunc, e baton.Event) (outs []baton.Event, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v, stack: debug.Stack()}
+		}
+	}()
+	return fn(ctx, e)
+}

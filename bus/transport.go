@@ -1,0 +1,101 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/batonhq/baton/store"
+)
+
+// Message is an encoded event as a transport carries it.
+type Message struct {
+	Type string // the event type, used for routing
+	ID   string // the event id; empty when the body could not be read
+	Body []byte // the event in CloudEvents structured JSON
+}
+
+// Delivery is a message handed to one consumer of a group.
+type Delivery struct {
+	Message
+	Attempt int // 1 on first delivery; counts Nacks, not crashes
+	Ref     any // the transport's handle for Ack and Nack
+}
+
+// Transport moves messages between services. Publish returns only once every
+// message is durable; a message is delivered to one consumer of each group
+// whose patterns match its type, at least once.
+type Transport interface {
+	Publish(ctx context.Context, msgs ...Message) error
+	// Subscribe joins a consumer group, declaring it durably if new, bound to
+	// type patterns such as "order.placed.v1" or "order.*". Messages
+	// published to a declared group are kept while no consumer runs.
+	Subscribe(ctx context.Context, group string, patterns []string) (Subscription, error)
+	Capabilities() Capabilities
+	Close() error
+}
+
+// Subscription is one consumer of a group.
+type Subscription interface {
+	// Receive blocks until a message is available or ctx is done.
+	Receive(ctx context.Context) (Delivery, error)
+	// Ack settles a delivery as handled.
+	Ack(ctx context.Context, d Delivery) error
+	// Nack redelivers d to the group after delay, with Attempt+1.
+	Nack(ctx context.Context, d Delivery, delay time.Duration) error
+	// Close stops the consumer; deliveries not yet acked are redelivered to
+	// the group.
+	Close() error
+}
+
+// Capabilities are what a transport promises beyond the contract above; the
+// conformance suite adapts to them.
+type Capabilities struct {
+	// Ordered: one consumer of a group receives messages in publish order
+	// when none is nacked.
+	Ordered bool
+	// Atomic: the transport implements Committer.
+	Atomic bool
+}
+
+// Commit is everything that handling one delivery changes. A Committer
+// applies it in one atomic write; elsewhere the runtime applies it step by
+// step in a crash-safe order (publish, journal, inbox, dead letter, settle).
+type Commit struct {
+	Group    string
+	Delivery *Delivery // settled by the commit; nil for a plain publish
+	// RetryAfter >= 0 nacks Delivery with that delay instead of acking it.
+	Retry      bool
+	RetryAfter time.Duration
+	Publish    []Message
+	// ReplyTo, when set, sends Publish to that consumer group only (the
+	// coordinator that sent Delivery), declaring it if needed.
+	ReplyTo string
+	// Handled, when set, is the event id to mark in Group's inbox: the group
+	// handled it or dead-lettered it. A Committer that finds it already
+	// marked settles the delivery as a duplicate instead: it acks it,
+	// publishes nothing, adds no dead letter and journals a duplicate, so
+	// outputs appear once. It does the same for a retry of an event whose
+	// id is marked.
+	Handled string
+	Journal []store.Entry
+	Dead    *store.DeadLetter
+}
+
+// Committer is implemented by transports that share a database with their
+// store and can apply a Commit atomically. When it settles the delivery as a
+// duplicate (see Commit.Handled) it returns an error that is ErrDuplicate:
+// the commit is complete, and nothing else of it was applied.
+type Committer interface {
+	Commit(ctx context.Context, c Commit) error
+}
+
+// ErrDuplicate says a commit settled its delivery as a duplicate.
+var ErrDuplicate = errors.New("settled as a duplicate: the group already handled or dead-lettered this event")
+
+// GroupPublisher is implemented by transports that can deliver to one group
+// only; Replay then hands a dead letter back to the group that gave up on it
+// and no other.
+type GroupPublisher interface {
+	PublishTo(ctx context.Context, group string, msgs ...Message) error
+}

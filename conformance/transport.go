@@ -1,0 +1,577 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/bus"
+)
+
+// TestTransport runs the transport suite. open returns a fresh, isolated
+// transport and registers its cleanup; it is called once per case.
+func TestTransport(t *testing.T, open func(t *testing.T) bus.Transport) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, tr bus.Transport)
+	}{
+		{"PublishReceive", testPublishReceive},
+		{"KeptBeforeReceive", testKeptBeforeReceive},
+		{"KeptWhileNoConsumer", testKeptWhileNoConsumer},
+		{"Patterns", testPatterns},
+		{"FanOut", testFanOut},
+		{"CompetingConsumers", testCompetingConsumers},
+		{"NackRedelivers", testNackRedelivers},
+		{"NackDelay", testNackDelay},
+		{"CloseRedelivers", testCloseRedelivers},
+		{"Ordered", testOrdered},
+		{"Backlog", testBacklog},
+		{"ConcurrentPublishers", testConcurrentPublishers},
+		{"ReceiveCancelled", testReceiveCancelled},
+		{"PublishNothing", testPublishNothing},
+		{"CommitHandled", testCommitHandled},
+		{"CommitDuplicate", testCommitDuplicate},
+		{"CommitRetry", testCommitRetry},
+		{"CommitDead", testCommitDead},
+		{"CommitPublish", testCommitPublish},
+		{"CommitReplyTo", testCommitReplyTo},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.run(t, open(t))
+		})
+	}
+}
+
+// testPublishReceive: what is published comes back as it was sent, on its
+// first attempt.
+func testPublishReceive(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".placed.v1"
+	sub := subscribe(t, tr, unique("roundtrip-"), typ)
+	sent := []bus.Message{
+		message(typ, unique("small-"), unique("corr-"), 1, 0),
+		message(typ, unique("large-"), unique("corr-"), 2, 64<<10),
+	}
+	publish(t, tr, sent...)
+
+	got := receiveN(t, sub, len(sent), true, "the published messages")
+	byID := make(map[string]bus.Message)
+	for _, m := range sent {
+		byID[m.ID] = m
+	}
+	if err := checkExactlyOnce(ids(sent), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range got {
+		m := byID[d.ID]
+		if d.Type != m.Type {
+			t.Errorf("message %s: type %q, want %q", d.ID, d.Type, m.Type)
+		}
+		if !sameBody(m.Body, d.Body) {
+			t.Errorf("message %s: body of %d bytes differs from the %d bytes sent", d.ID, len(d.Body), len(m.Body))
+		}
+		if d.Attempt != 1 {
+			t.Errorf("message %s: Attempt %d on first delivery, want 1", d.ID, d.Attempt)
+		}
+	}
+	expectQuiet(t, sub, "both messages were acked")
+}
+
+// testKeptBeforeReceive: Subscribe alone declares the group, so what is
+// published before the first Receive waits for it.
+func testKeptBeforeReceive(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".kept.v1"
+	sub := subscribe(t, tr, unique("kept-"), typ)
+	sent := messages(typ, unique("m"), 5)
+	publish(t, tr, sent...)
+	got := receiveN(t, sub, len(sent), true, "messages published after Subscribe, before Receive")
+	if err := checkExactlyOnce(ids(sent), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, sub, "all 5 were acked")
+}
+
+// testKeptWhileNoConsumer: a declared group keeps messages while none of its
+// consumers runs.
+func testKeptWhileNoConsumer(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".kept.v1"
+	group := unique("idle-")
+	first, err := tr.Subscribe(t.Context(), group, []string{typ})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("close the only subscription: %v", err)
+	}
+	sent := messages(typ, unique("m"), 5)
+	publish(t, tr, sent...)
+
+	sub := subscribe(t, tr, group, typ)
+	got := receiveN(t, sub, len(sent), true, "messages published while the group had no consumer")
+	if err := checkExactlyOnce(ids(sent), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, sub, "all 5 were acked")
+}
+
+// testPatterns: each group receives exactly the types its patterns match,
+// once each even when several of its patterns match.
+func testPatterns(t *testing.T, tr bus.Transport) {
+	p := unique("cf")
+	other := unique("cf")
+	types := []string{
+		p + ".placed.v1",
+		p + ".shipped.v1",
+		p + ".placed.v2",
+		p + ".item.added.v1",
+		other + ".placed.v1",
+	}
+	groups := []struct {
+		name     string
+		patterns []string
+		want     []string // types received
+	}{
+		{"exact", []string{p + ".placed.v1"}, types[:1]},
+		{"star", []string{p + ".*.v1"}, types[:2]},
+		{"star-first", []string{"*.placed.v1"}, []string{types[0], types[4]}},
+		{"gt", []string{p + ".>"}, types[:4]},
+		{"two", []string{p + ".placed.v2", p + ".item.added.v1"}, types[2:4]},
+		{"overlap", []string{p + ".>", p + ".placed.v1", p + ".*.v1"}, types[:4]},
+		{"none", []string{p + ".placed"}, nil},
+	}
+	subs := make([]bus.Subscription, len(groups))
+	for i, g := range groups {
+		subs[i] = subscribe(t, tr, unique("pattern-"+g.name+"-"), g.patterns...)
+	}
+	sent := make(map[string]bus.Message)
+	for i, typ := range types {
+		m := message(typ, unique(fmt.Sprintf("t%d-", i)), "", i, 0)
+		sent[typ] = m
+		publish(t, tr, m)
+	}
+	for i, g := range groups {
+		var want []string
+		for _, typ := range g.want {
+			want = append(want, sent[typ].ID)
+		}
+		got := receiveN(t, subs[i], len(want), true, fmt.Sprintf("types matching %q", g.patterns))
+		if err := checkExactlyOnce(want, deliveredIDs(got)); err != nil {
+			t.Errorf("group bound to %q: %v", g.patterns, err)
+		}
+		for _, d := range got {
+			if m := sent[d.Type]; m.ID != d.ID {
+				t.Errorf("group bound to %q: delivery %s has type %q, published as %q", g.patterns, d.ID, d.Type, m.Type)
+			}
+		}
+	}
+	// Listening one group at a time would add up the quiet periods.
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), quietPeriod)
+			defer cancel()
+			if d, err := subs[i].Receive(ctx); err == nil {
+				t.Errorf("group bound to %q received %s %q, which its patterns do not match or it already had", g.patterns, d.Type, d.ID)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// testFanOut: every group whose patterns match gets every message once.
+func testFanOut(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".fanned.v1"
+	a := subscribe(t, tr, unique("fan-a-"), typ)
+	b := subscribe(t, tr, unique("fan-b-"), typ)
+	sent := messages(typ, unique("m"), 50)
+	publish(t, tr, sent...)
+	for name, sub := range map[string]bus.Subscription{"first": a, "second": b} {
+		got := receiveN(t, sub, len(sent), true, "every message, in the "+name+" group")
+		if err := checkExactlyOnce(ids(sent), deliveredIDs(got)); err != nil {
+			t.Errorf("%s group: %v", name, err)
+		}
+	}
+	expectQuiet(t, a, "first group had all 50")
+	expectQuiet(t, b, "second group had all 50")
+}
+
+// testCompetingConsumers: two consumers of one group share its messages;
+// together they see each exactly once. Each holds its first delivery until
+// the other has one too, so a group that hands everything to one consumer
+// fails deterministically.
+func testCompetingConsumers(t *testing.T, tr bus.Transport) {
+	const n = 200
+	typ := unique("cf") + ".shared.v1"
+	group := unique("compete-")
+	subs := []bus.Subscription{subscribe(t, tr, group, typ), subscribe(t, tr, group, typ)}
+	sent := messages(typ, unique("m"), n)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		got     []string
+		per     [2]int
+		total   atomic.Int64
+		started [2]chan struct{}
+		errs    = make(chan error, 2)
+	)
+	started[0], started[1] = make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	for i, sub := range subs {
+		wg.Go(func() {
+			for first := true; ; first = false {
+				d, err := sub.Receive(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs <- fmt.Errorf("consumer %d: receive: %w", i+1, err)
+					}
+					return
+				}
+				mu.Lock()
+				got = append(got, d.ID)
+				per[i]++
+				mu.Unlock()
+				if first {
+					close(started[i])
+					select {
+					case <-started[1-i]:
+					case <-ctx.Done():
+						return
+					case <-time.After(waitLimit):
+						errs <- fmt.Errorf("consumer %d held a delivery un-acked for %v and consumer %d of the same group received nothing meanwhile; expected the group's %d messages to be shared",
+							i+1, waitLimit, 2-i, n)
+						return
+					}
+				}
+				if err := sub.Ack(ctx, d); err != nil {
+					if ctx.Err() == nil {
+						errs <- fmt.Errorf("consumer %d: ack %s: %w", i+1, d.ID, err)
+					}
+					return
+				}
+				total.Add(1)
+			}
+		})
+	}
+	publish(t, tr, sent...)
+
+	// Wait for all n, failing when progress stalls.
+	last, lastProgress := int64(-1), time.Now()
+	for total.Load() < n {
+		select {
+		case err := <-errs:
+			cancel()
+			wg.Wait()
+			t.Fatal(err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if now := total.Load(); now != last {
+			last, lastProgress = now, time.Now()
+		} else if time.Since(lastProgress) > waitLimit {
+			cancel()
+			wg.Wait()
+			t.Fatalf("expected %d messages shared by two consumers; acked %d (first %d, second %d), then nothing for %v",
+				n, now, per[0], per[1], waitLimit)
+		}
+	}
+	cancel()
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if err := checkExactlyOnce(ids(sent), got); err != nil {
+		t.Fatal(err)
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Errorf("expected both consumers to receive some of the %d messages; first got %d, second %d", n, per[0], per[1])
+	}
+	t.Logf("split %d/%d", per[0], per[1])
+	var qw sync.WaitGroup
+	for i, sub := range subs {
+		qw.Go(func() {
+			qctx, qcancel := context.WithTimeout(t.Context(), quietPeriod)
+			defer qcancel()
+			if d, err := sub.Receive(qctx); err == nil {
+				t.Errorf("consumer %d received %q after all %d were acked", i+1, d.ID, n)
+			}
+		})
+	}
+	qw.Wait()
+}
+
+// testNackRedelivers: a Nack with no delay hands the message back with the
+// next attempt number, once.
+func testNackRedelivers(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".retried.v1"
+	sub := subscribe(t, tr, unique("nack-"), typ)
+	m := message(typ, unique("m"), "", 1, 0)
+	publish(t, tr, m)
+
+	for attempt := 1; attempt <= 3; attempt++ {
+		d := receive(t, sub, fmt.Sprintf("attempt %d of %s", attempt, m.ID))
+		if d.ID != m.ID || d.Attempt != attempt {
+			t.Fatalf("expected %s attempt %d; got %q attempt %d", m.ID, attempt, d.ID, d.Attempt)
+		}
+		if !sameBody(m.Body, d.Body) || d.Type != m.Type {
+			t.Errorf("attempt %d: type or body changed by redelivery", attempt)
+		}
+		if attempt == 3 {
+			if err := sub.Ack(t.Context(), d); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+			break
+		}
+		if err := sub.Nack(t.Context(), d, 0); err != nil {
+			t.Fatalf("nack attempt %d: %v", attempt, err)
+		}
+	}
+	expectQuiet(t, sub, "the message was acked on attempt 3")
+}
+
+// testNackDelay: a Nack with a delay redelivers once, not before the delay.
+// The lower bound is the contract; the upper bound is only the usual wait.
+func testNackDelay(t *testing.T, tr bus.Transport) {
+	const delay = 300 * time.Millisecond
+	typ := unique("cf") + ".delayed.v1"
+	sub := subscribe(t, tr, unique("nackdelay-"), typ)
+	m := message(typ, unique("m"), "", 1, 0)
+	other := message(typ, unique("other-"), "", 2, 0)
+	publish(t, tr, m)
+
+	d := receive(t, sub, "the first delivery")
+	if d.ID != m.ID || d.Attempt != 1 {
+		t.Fatalf("expected %s attempt 1; got %q attempt %d", m.ID, d.ID, d.Attempt)
+	}
+	nacked := time.Now()
+	if err := sub.Nack(t.Context(), d, delay); err != nil {
+		t.Fatalf("nack with delay %v: %v", delay, err)
+	}
+	// A message published meanwhile is delivered too, in either order: the
+	// delayed one must not hold up the group, nor come back twice.
+	publish(t, tr, other)
+	seen := map[string]int{}
+	for range 2 {
+		r := receive(t, sub, fmt.Sprintf("the redelivery after a %v nack and a message published after it", delay))
+		elapsed := time.Since(nacked)
+		seen[r.ID]++
+		switch r.ID {
+		case other.ID:
+			if r.Attempt != 1 {
+				t.Errorf("%s: Attempt %d on first delivery, want 1", r.ID, r.Attempt)
+			}
+		case m.ID:
+			if r.Attempt != 2 {
+				t.Errorf("redelivered %s with Attempt %d, want 2", r.ID, r.Attempt)
+			}
+			// Allow for a backend that keeps due times to the millisecond.
+			if elapsed < delay-10*time.Millisecond {
+				t.Errorf("redelivered %v after a Nack with delay %v; expected no sooner than the delay", elapsed, delay)
+			}
+		default:
+			t.Errorf("unexpected delivery %q", r.ID)
+		}
+		if err := sub.Ack(t.Context(), r); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	}
+	if seen[m.ID] != 1 || seen[other.ID] != 1 {
+		t.Fatalf("expected %s once (redelivered) and %s once; got %v", m.ID, other.ID, seen)
+	}
+	expectQuiet(t, sub, "the redelivery was acked")
+}
+
+// testCloseRedelivers: what a consumer received but did not settle goes to
+// the next consumer of the group when it closes; what it acked does not.
+func testCloseRedelivers(t *testing.T, tr bus.Transport) {
+	const n, acked = 10, 4
+	typ := unique("cf") + ".abandoned.v1"
+	group := unique("close-")
+	first := subscribe(t, tr, group, typ)
+	sent := messages(typ, unique("m"), n)
+	publish(t, tr, sent...)
+
+	got := receiveN(t, first, n, false, "all messages, by the first consumer")
+	if err := checkExactlyOnce(ids(sent), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	var unsettled []string
+	for i, d := range got {
+		if i < acked {
+			if err := first.Ack(t.Context(), d); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+			continue
+		}
+		unsettled = append(unsettled, d.ID)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("close with %d deliveries un-acked: %v", n-acked, err)
+	}
+
+	second := subscribe(t, tr, group, typ)
+	again := receiveN(t, second, n-acked, true, "the un-acked messages, by the next consumer")
+	if err := checkExactlyOnce(unsettled, deliveredIDs(again)); err != nil {
+		t.Fatalf("after the first consumer closed with %d of %d acked: %v", acked, n, err)
+	}
+	for _, d := range again {
+		if d.Attempt < 1 {
+			t.Errorf("redelivered %s with Attempt %d", d.ID, d.Attempt)
+		}
+	}
+	expectQuiet(t, second, "the acked messages must not come back")
+}
+
+// testOrdered: an Ordered transport delivers to a lone consumer in publish
+// order, within and across Publish calls.
+func testOrdered(t *testing.T, tr bus.Transport) {
+	if !tr.Capabilities().Ordered {
+		t.Skip("transport does not report the Ordered capability")
+	}
+	const n, batch = 100, 10
+	typ := unique("cf") + ".ordered.v1"
+	sub := subscribe(t, tr, unique("ordered-"), typ)
+	sent := messages(typ, unique("m"), n)
+	for i := 0; i < n; i += batch {
+		publish(t, tr, sent[i:i+batch]...)
+	}
+	got := receiveN(t, sub, n, true, "messages in order")
+	for i, d := range got {
+		if d.ID != sent[i].ID {
+			t.Fatalf("delivery %d is %q; expected %q (publish order)", i, d.ID, sent[i].ID)
+		}
+	}
+	expectQuiet(t, sub, "all were acked")
+}
+
+// testBacklog: a large backlog is consumed completely, each message once.
+func testBacklog(t *testing.T, tr bus.Transport) {
+	const n, batch = 20_000, 500
+	typ := unique("cf") + ".backlog.v1"
+	sub := subscribe(t, tr, unique("backlog-"), typ)
+	sent := messages(typ, unique("m"), n)
+	for i := 0; i < n; i += batch {
+		publish(t, tr, sent[i:i+batch]...)
+	}
+	got := receiveN(t, sub, n, true, "the backlog")
+	if err := checkExactlyOnce(ids(sent), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, sub, "the whole backlog was acked")
+}
+
+// testConcurrentPublishers: publishes racing each other all land, once.
+func testConcurrentPublishers(t *testing.T, tr bus.Transport) {
+	const publishers, each = 8, 250
+	typ := unique("cf") + ".raced.v1"
+	sub := subscribe(t, tr, unique("concurrent-"), typ)
+	var all []bus.Message
+	batches := make([][]bus.Message, publishers)
+	for p := range batches {
+		batches[p] = messages(typ, unique(fmt.Sprintf("p%d-", p)), each)
+		all = append(all, batches[p]...)
+	}
+	errs := make(chan error, publishers)
+	var wg sync.WaitGroup
+	for p, msgs := range batches {
+		wg.Go(func() {
+			for _, m := range msgs {
+				if err := tr.Publish(t.Context(), m); err != nil {
+					errs <- fmt.Errorf("publisher %d: publish %s: %w", p, m.ID, err)
+					return
+				}
+			}
+		})
+	}
+	// Consume while they publish.
+	got := receiveN(t, sub, len(all), true, "messages from 8 concurrent publishers")
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := checkExactlyOnce(ids(all), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, sub, "all were acked")
+}
+
+// testReceiveCancelled: Receive gives up with ctx.Err() when its context is
+// cancelled or expires, and a cancelled Receive loses nothing.
+func testReceiveCancelled(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".awaited.v1"
+	sub := subscribe(t, tr, unique("cancel-"), typ)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		d, err := sub.Receive(ctx)
+		if err == nil {
+			err = fmt.Errorf("received %q from an empty group", d.ID)
+		}
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Receive after cancel returned %v; expected context.Canceled", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("Receive did not return within %v of its context being cancelled", waitLimit)
+	}
+
+	dctx, dcancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer dcancel()
+	go func() {
+		_, err := sub.Receive(dctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Receive past its deadline returned %v; expected context.DeadlineExceeded", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("Receive did not return within %v of its context's deadline", waitLimit)
+	}
+
+	gone, gcancel := context.WithCancel(t.Context())
+	gcancel()
+	if _, err := sub.Receive(gone); !errors.Is(err, context.Canceled) {
+		t.Errorf("Receive with a context already cancelled returned %v; expected context.Canceled", err)
+	}
+
+	m := message(typ, unique("m"), "", 1, 0)
+	publish(t, tr, m)
+	if d := receive(t, sub, "a message published after the cancelled receives"); d.ID != m.ID {
+		t.Errorf("expected %s; got %q", m.ID, d.ID)
+	} else if err := sub.Ack(t.Context(), d); err != nil {
+		t.Errorf("ack: %v", err)
+	}
+}
+
+// testPublishNothing: publishing no messages succeeds and delivers nothing.
+func testPublishNothing(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".nothing.v1"
+	sub := subscribe(t, tr, unique("empty-"), typ)
+	if err := tr.Publish(t.Context()); err != nil {
+		t.Errorf("Publish() with no messages: %v", err)
+	}
+	if err := tr.Publish(t.Context(), []bus.Message{}...); err != nil {
+		t.Errorf("Publish with an empty slice: %v", err)
+	}
+	m := message(typ, unique("m"), "", 1, 0)
+	publish(t, tr, m)
+	got := receiveN(t, sub, 1, true, "the one real message")
+	if got[0].ID != m.ID {
+		t.Errorf("expected %s first; got %q", m.ID, got[0].ID)
+	}
+	expectQuiet(t, sub, "empty publishes deliver nothing")
+}

@@ -1,0 +1,132 @@
+// Package store is the state seam of Baton: the inbox that makes consumers
+// idempotent, the timer index behind every delay, the journal that tells what
+// happened to one business transaction, and the dead letters.
+//
+// Each part is a small interface; a backend implements all of them in one
+// value (Store). The conformance package holds the suite every Store passes.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything a backend keeps.
+type Store interface {
+	Inbox
+	Timers
+	Journal
+	DeadLetters
+	Runs
+	Schedules
+	Close() error
+}
+
+// Inbox remembers, per consumer group, the ids of the events it handled, for
+// a retention window, so a redelivered event is skipped.
+type Inbox interface {
+	// Seen reports whether group already handled the event id.
+	Seen(ctx context.Context, group, id string) (bool, error)
+	// MarkSeen records that group handled id; the mark expires after the
+	// store's retention window.
+	MarkSeen(ctx context.Context, group, id string) error
+	// Forget removes the mark, so the group handles id again: a replayed
+	// dead letter. Forgetting an unmarked id is not an error.
+	Forget(ctx context.Context, group, id string) error
+}
+
+// Expirer is implemented by stores that expire inbox marks on request (as
+// well as on their own), so the retention window can be tested and forced.
+type Expirer interface {
+	// InboxRetention is how long a mark is kept after MarkSeen.
+	InboxRetention() time.Duration
+	// ExpireInbox removes the marks older than the retention window at now
+	// and returns how many it removed.
+	ExpireInbox(ctx context.Context, now time.Time) (int, error)
+}
+
+// Timer is a payload that becomes due at a time.
+type Timer struct {
+	ID      string // unique; scheduling an existing id replaces it
+	Due     time.Time
+	Payload []byte
+}
+
+// Timers is a due-time index.
+type Timers interface {
+	// SetTimer stores t, replacing a timer with the same id.
+	SetTimer(ctx context.Context, t Timer) error
+	// DueTimers returns up to limit timers due at now, earliest first,
+	// without removing them.
+	DueTimers(ctx context.Context, now time.Time, limit int) ([]Timer, error)
+	// CancelTimer removes a timer; removing an unknown id is not an error.
+	CancelTimer(ctx context.Context, id string) error
+}
+
+// Outcome says what an Entry records.
+type Outcome string
+
+const (
+	Published    Outcome = "published"     // an event was accepted by the bus
+	Handled      Outcome = "handled"       // a group's handler succeeded
+	Failed       Outcome = "failed"        // an attempt failed; a retry is scheduled
+	DeadLettered Outcome = "dead-lettered" // the event went to the group's dead letters
+	Duplicate    Outcome = "duplicate"     // a redelivery was skipped by the inbox
+	Replayed     Outcome = "replayed"      // a dead letter was published again
+)
+
+// Entry is one line of a business transaction's history.
+type Entry struct {
+	Seq           uint64        `json:"seq"` // assigned by the journal, increasing
+	Time          time.Time     `json:"time"`
+	CorrelationID string        `json:"correlationid"`
+	Outcome       Outcome       `json:"outcome"`
+	EventID       string        `json:"eventid,omitempty"`
+	EventType     string        `json:"eventtype,omitempty"`
+	Subject       string        `json:"subject,omitempty"`
+	Source        string        `json:"source,omitempty"`
+	Group         string        `json:"group,omitempty"`    // the handler's group
+	Attempt       int           `json:"attempt,omitempty"`  // of the handler
+	Duration      time.Duration `json:"duration,omitempty"` // the handler's
+	Error         string        `json:"error,omitempty"`
+	Caused        []string      `json:"caused,omitempty"` // ids of the events emitted
+}
+
+// Journal is the ordered history of every business transaction.
+type Journal interface {
+	// Append records entries, assigning their Seq.
+	Append(ctx context.Context, entries ...Entry) error
+	// History returns the entries of one correlation id in order.
+	History(ctx context.Context, correlationID string) ([]Entry, error)
+	// Since returns up to limit entries with Seq > after, in order: the feed
+	// behind a live tail.
+	Since(ctx context.Context, after uint64, limit int) ([]Entry, error)
+}
+
+// DeadLetter is a message a group gave up on, with why.
+type DeadLetter struct {
+	ID            string    `json:"id"` // assigned by the store
+	Group         string    `json:"group"`
+	Type          string    `json:"type"`    // the message's routing type
+	Body          []byte    `json:"body"`    // the message as received
+	EventID       string    `json:"eventid"` // empty when the body did not decode
+	CorrelationID string    `json:"correlationid,omitempty"`
+	Attempts      int       `json:"attempts"`
+	Reason        string    `json:"reason"`
+	Time          time.Time `json:"time"`
+}
+
+// DeadLetters is the dead-letter queue of every group.
+type DeadLetters interface {
+	// AddDead stores d under a new ID that the store assigns; an ID set in
+	// d is ignored.
+	AddDead(ctx context.Context, d DeadLetter) error
+	// Dead returns the dead letter with id, or an error that is
+	// baton.ErrNotFound.
+	Dead(ctx context.Context, id string) (DeadLetter, error)
+	// ListDead returns up to limit dead letters after the id after, oldest
+	// first.
+	ListDead(ctx context.Context, after string, limit int) ([]DeadLetter, error)
+	// DropDead deletes the dead letter with id; baton.ErrNotFound if absent.
+	DropDead(ctx context.Context, id string) error
+}
