@@ -1,0 +1,558 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/store"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The outbound messages of a run transition are written into the queues in
+// the same batch as the run: the store is the transport, so the outbox is
+// delivered as it is written.
+
+func runKey(id string) []byte    { return prefixKey(kindRun, id) }
+func runRevKey(id string) []byte { return prefixKey(kindRunRev, id) }
+
+func runBizKey(flow, key string) []byte { return prefixKey(kindRunKey, flow, key) }
+
+func wakeKey(at time.Time, id string) []byte {
+	return append(appendTime([]byte{kindWake}, at), id...)
+}
+
+// revValue is the revision and the wake time of a run.
+func revValue(rev int64, wake time.Time) []byte {
+	v := appendU64(nil, uint64(rev))
+	if wake.IsZero() {
+		return appendU64(v, 0)
+	}
+	return appendTime(v, wake)
+}
+
+func parseRev(v []byte) (int64, time.Time) {
+	rev := int64(binary.BigEndian.Uint64(v))
+	var wake time.Time
+	if len(v) >= 16 {
+		if n := int64(binary.BigEndian.Uint64(v[8:])); n != 0 {
+			wake = time.Unix(0, n)
+		}
+	}
+	return rev, wake
+}
+
+func createdKey(at time.Time, id string) []byte {
+	return append(appendTime([]byte{kindCreated}, at), id...)
+}
+
+func flowKey(flow string, at time.Time, id string) []byte {
+	b := append(prefixKey(kindFlow, flow), 0)
+	return append(appendTime(b, at), id...)
+}
+
+// CreateRun stores r unless its flow has a run with r.Key.
+func (b *Backend) CreateRun(ctx context.Context, r store.Run, out []store.Outbound) (store.Run, bool, error) {
+	if r.ID == "" || r.Flow == "" || r.Key == "" {
+		return r, false, baton.Errorf(baton.Invalid, "create run", "a run needs an id, a flow and a key")
+	}
+	r.Rev = 1
+	if r.Created.IsZero() {
+		r.Created = b.now()
+	}
+	if r.Updated.IsZero() {
+		r.Updated = r.Created
+	}
+	if err := validJSON(r); err != nil {
+		return r, false, err
+	}
+	doc := store.AppendRun(nil, &r)
+	bk := runBizKey(r.Flow, r.Key)
+	id, ok, pre, err := b.read(bk)
+	if err != nil {
+		return r, false, err
+	}
+	if ok {
+		got, err := b.Run(ctx, string(id))
+		return got, false, err
+	}
+	msgs := encodeOutbound(out)
+	var existing []byte
+	err = b.write(func(w *round) error {
+		id, ok, err := w.readAfter(bk, pre, nil, false)
+		if err != nil {
+			return err
+		}
+		if ok {
+			existing, _, err = w.readAfter(runKey(string(id)), pre, nil, false)
+			return err
+		}
+		if err := w.setTracked(runBizKey(r.Flow, r.Key), []byte(r.ID)); err != nil {
+			return err
+		}
+		if err := w.setTracked(runKey(r.ID), doc); err != nil {
+			return err
+		}
+		if err := w.setRevision(r, runRevKey(r.ID)); err != nil {
+			return err
+		}
+		if !r.Wake.IsZero() {
+			if err := w.set(wakeKey(r.Wake, r.ID), nil); err != nil {
+				return err
+			}
+		}
+		if err := w.set(createdKey(r.Created, r.ID), nil); err != nil {
+			return err
+		}
+		if err := w.set(flowKey(r.Flow, r.Created, r.ID), nil); err != nil {
+			return err
+		}
+		return w.send(msgs)
+	})
+	if err != nil {
+		return r, false, err
+	}
+	if existing != nil {
+		var got store.Run
+		if err := json.Unmarshal(existing, &got); err != nil {
+			return r, false, unavailable("runs", err)
+		}
+		return got, false, nil
+	}
+	return r, true, nil
+}
+
+// SaveRun stores r if the stored revision is r.Rev.
+func (b *Backend) SaveRun(ctx context.Context, r store.Run, out []store.Outbound) (store.Run, error) {
+	return b.saveRun(ctx, r, out, nil)
+}
+
+// SaveRunAcking is SaveRun that also acknowledges, in the same write, the
+// delivery that caused the transition: a coordinator's reply.
+func (b *Backend) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error) {
+	return b.saveRun(ctx, r, out, &d)
+}
+
+func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound, d *bus.Delivery) (store.Run, error) {
+	var sub *subscription
+	var rec record
+	if d != nil {
+		ref, ok := d.Ref.(*inflight)
+		if !ok {
+			return r, baton.Errorf(baton.Invalid, "save run", "delivery is not from this backend")
+		}
+		if err := ref.sub.claim(ref); err != nil {
+			return r, err
+		}
+		sub, rec = ref.sub, ref.rec
+	}
+	saved, err := b.saveRunSettling(ctx, r, out, sub, rec)
+	if sub != nil {
+		sub.release(rec.seq, err)
+	}
+	return saved, err
+}
+
+func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record) (store.Run, error) {
+	if err := validJSON(r); err != nil {
+		return r, err
+	}
+	expect := r.Rev
+	r.Rev++
+	if r.Updated.IsZero() {
+		r.Updated = b.now()
+	}
+	doc := store.AppendRun(nil, &r)
+	msgs := encodeOutbound(out)
+	rk := runRevKey(r.ID)
+	err := b.write(func(w *round) error {
+		got, wake, ok, err := w.revision(r.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &baton.Error{Code: baton.NotFound, Op: "save run " + r.ID, Err: errors.New("no such run")}
+		}
+		if got != expect {
+			return baton.Errorf(baton.Conflict, "save run "+r.ID, "revision %d was saved meanwhile (this save started from %d)", got, expect)
+		}
+		if err := w.setTracked(runKey(r.ID), doc); err != nil {
+			return err
+		}
+		if err := w.setRevision(r, rk); err != nil {
+			return err
+		}
+		if !wake.Equal(r.Wake) {
+			if !wake.IsZero() {
+				if err := w.delete(wakeKey(wake, r.ID)); err != nil {
+					return err
+				}
+			}
+			if !r.Wake.IsZero() {
+				if err := w.set(wakeKey(r.Wake, r.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		if sub != nil {
+			if err := w.settle(sub, rec, false, 0); err != nil {
+				return err
+			}
+		}
+		return w.send(msgs)
+	})
+	if err != nil {
+		r.Rev = expect
+		return r, err
+	}
+	return r, nil
+}
+
+// validJSON checks the raw members of a run, which AppendRun writes as
+// they are.
+func validJSON(r store.Run) error {
+	for _, f := range []struct {
+		name string
+		v    json.RawMessage
+	}{{"input", r.Input}, {"result", r.Result}, {"data", r.Data}} {
+		if len(f.v) > 0 && !json.Valid(f.v) {
+			return baton.Errorf(baton.Invalid, "run "+r.ID, "its %s is not valid JSON", f.name)
+		}
+	}
+	return nil
+}
+
+// revision is a run's stored revision and wake time. The writer remembers
+// those of the runs under way, which it wrote itself (one process holds the
+// data directory), and reads the others.
+type revision struct {
+	rev  int64
+	wake time.Time
+}
+
+func (w *round) revision(id string) (int64, time.Time, bool, error) {
+	if r, ok := w.b.revs[id]; ok {
+		return r.rev, r.wake, true, nil
+	}
+	v, ok, err := w.get(runRevKey(id))
+	if err != nil || !ok {
+		return 0, time.Time{}, false, err
+	}
+	rev, wake := parseRev(v)
+	return rev, wake, true, nil
+}
+
+// setRevision writes r's revision and remembers it while r is under way.
+func (w *round) setRevision(r store.Run, k []byte) error {
+	if err := w.setTracked(k, revValue(r.Rev, r.Wake)); err != nil {
+		return err
+	}
+	if r.Status.Terminal() {
+		delete(w.b.revs, r.ID)
+	} else {
+		w.b.revs[r.ID] = revision{r.Rev, r.Wake}
+	}
+	return nil
+}
+
+type outbound struct {
+	group string
+	rec   record
+	val   []byte
+}
+
+func encodeOutbound(out []store.Outbound) []outbound {
+	msgs := make([]outbound, len(out))
+	for i, o := range out {
+		rec := record{attempt: 1, msg: bus.Message{Type: o.Type, ID: o.ID, Body: o.Body}}
+		msgs[i] = outbound{group: o.Group, rec: rec, val: encodeRecord(rec)}
+	}
+	return msgs
+}
+
+// send enqueues outbound messages: to their group, declared if need be, or
+// to every group their type routes to.
+func (w *round) send(msgs []outbound) error {
+	for _, m := range msgs {
+		if m.group != "" {
+			g, err := w.group(m.group)
+			if err != nil {
+				return err
+			}
+			if err := w.enqueueEncoded(g, m.rec, m.val); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, g := range w.b.route(m.rec.msg.Type) {
+			if err := w.enqueueEncoded(g, m.rec, m.val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// group returns the named group, declaring it, bound to no pattern, if it
+// does not exist: a group that only receives messages sent to it by name.
+func (w *round) group(name string) (*group, error) {
+	b := w.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if g, ok := b.groups[name]; ok {
+		return g, nil
+	}
+	if err := w.set(append([]byte{kindGroup}, name...), nil); err != nil {
+		return nil, err
+	}
+	g := newGroup(b, name, nil, false)
+	b.groups[name] = g
+	return g, nil
+}
+
+// Run returns one run.
+func (b *Backend) Run(ctx context.Context, id string) (store.Run, error) {
+	done, err := b.reader()
+	if err != nil {
+		return store.Run{}, err
+	}
+	defer done()
+	return b.run(id)
+}
+
+// run reads a run; the caller guards it with reader.
+func (b *Backend) run(id string) (store.Run, error) {
+	var r store.Run
+	v, closer, err := b.db.Get(runKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return r, &baton.Error{Code: baton.NotFound, Op: "run " + id, Err: errors.New("no such run")}
+	}
+	if err != nil {
+		return r, unavailable("runs", err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(v, &r); err != nil {
+		return r, unavailable("runs", err)
+	}
+	return r, nil
+}
+
+const maxRunPage = 1000
+
+// ListRuns returns the runs q selects, newest first.
+func (b *Backend) ListRuns(ctx context.Context, q store.RunQuery) ([]store.Run, error) {
+	done, err := b.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	limit := q.Limit
+	if limit <= 0 || limit > maxRunPage {
+		limit = maxRunPage
+	}
+	if q.Key != "" && q.Flow != "" {
+		v, closer, err := b.db.Get(runBizKey(q.Flow, q.Key))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, unavailable("runs", err)
+		}
+		id := string(v)
+		closer.Close()
+		r, err := b.run(id)
+		if err != nil || !matches(r, q) {
+			return nil, err
+		}
+		if q.After != "" {
+			// The one run was on the previous page unless it is older
+			// than the run the page ended with.
+			after, err := b.run(q.After)
+			if err != nil {
+				return nil, err
+			}
+			older := r.Created.UnixNano() < after.Created.UnixNano() ||
+				r.Created.UnixNano() == after.Created.UnixNano() && r.ID < after.ID
+			if !older {
+				return nil, nil
+			}
+		}
+		return []store.Run{r}, nil
+	}
+	var prefix []byte
+	if q.Flow != "" {
+		prefix = append(prefixKey(kindFlow, q.Flow), 0)
+	} else {
+		prefix = []byte{kindCreated}
+	}
+	lo, hi := prefix, upperBound(prefix)
+	if !q.Since.IsZero() {
+		lo = appendTime(append([]byte(nil), prefix...), q.Since)
+	}
+	if !q.Until.IsZero() {
+		hi = appendTime(append([]byte(nil), prefix...), q.Until)
+	}
+	if q.After != "" {
+		after, err := b.run(q.After)
+		if err != nil {
+			return nil, err
+		}
+		// Strictly older than the last run of the previous page.
+		hi = append(appendTime(append([]byte(nil), prefix...), after.Created), after.ID...)
+	}
+	iter, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, unavailable("runs", err)
+	}
+	defer iter.Close()
+	var out []store.Run
+	for iter.Last(); iter.Valid() && len(out) < limit; iter.Prev() {
+		id := string(bytes.Clone(iter.Key()[len(prefix)+8:]))
+		r, err := b.run(id)
+		if err != nil {
+			return nil, err
+		}
+		if matches(r, q) {
+			out = append(out, r)
+		}
+	}
+	return out, iter.Error()
+}
+
+// DueRuns returns the runs whose wake time has come, earliest first.
+func (b *Backend) DueRuns(ctx context.Context, now time.Time, limit int) ([]store.Run, error) {
+	done, err := b.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	iter, err := b.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{kindWake},
+		UpperBound: appendTime([]byte{kindWake}, now.Add(time.Nanosecond)),
+	})
+	if err != nil {
+		return nil, unavailable("runs", err)
+	}
+	defer iter.Close()
+	var out []store.Run
+	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
+		r, err := b.run(string(iter.Key()[9:]))
+		if errors.Is(err, baton.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, iter.Error()
+}
+
+func matches(r store.Run, q store.RunQuery) bool {
+	return (q.Status == "" || r.Status == q.Status) && (q.Key == "" || r.Key == q.Key) &&
+		(q.Flow == "" || r.Flow == q.Flow) &&
+		(q.Since.IsZero() || r.Created.UnixNano() >= q.Since.UnixNano()) &&
+		(q.Until.IsZero() || r.Created.UnixNano() < q.Until.UnixNano())
+}
+
+// SaveSchedule stores s if the stored revision is s.Rev (0: new).
+func (b *Backend) SaveSchedule(ctx context.Context, s store.Schedule) (store.Schedule, error) {
+	if s.Name == "" {
+		return s, baton.Errorf(baton.Invalid, "save schedule", "a schedule needs a name")
+	}
+	expect := s.Rev
+	s.Rev++
+	doc, err := json.Marshal(s)
+	if err != nil {
+		return s, baton.Errorf(baton.Invalid, "save schedule", "encode: %w", err)
+	}
+	k := prefixKey(kindSched, s.Name)
+	err = b.write(func(w *round) error {
+		v, ok, err := w.get(k)
+		if err != nil {
+			return err
+		}
+		var got int64
+		if ok {
+			var old store.Schedule
+			if err := json.Unmarshal(v, &old); err != nil {
+				return err
+			}
+			got = old.Rev
+		}
+		if got != expect {
+			return baton.Errorf(baton.Conflict, "save schedule "+s.Name, "revision %d was saved meanwhile (this save started from %d)", got, expect)
+		}
+		return w.setTracked(k, doc)
+	})
+	if err != nil {
+		s.Rev = expect
+		return s, err
+	}
+	return s, nil
+}
+
+// Schedule returns one schedule.
+func (b *Backend) Schedule(ctx context.Context, name string) (store.Schedule, error) {
+	done, err := b.reader()
+	if err != nil {
+		return store.Schedule{}, err
+	}
+	defer done()
+	var s store.Schedule
+	v, closer, err := b.db.Get(prefixKey(kindSched, name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return s, &baton.Error{Code: baton.NotFound, Op: "schedule " + name, Err: errors.New("no such schedule")}
+	}
+	if err != nil {
+		return s, unavailable("schedules", err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(v, &s); err != nil {
+		return s, unavailable("schedules", err)
+	}
+	return s, nil
+}
+
+// ListSchedules returns every schedule, by name.
+func (b *Backend) ListSchedules(ctx context.Context) ([]store.Schedule, error) {
+	done, err := b.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	iter, err := b.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindSched}, UpperBound: []byte{kindSched + 1}})
+	if err != nil {
+		return nil, unavailable("schedules", err)
+	}
+	defer iter.Close()
+	var out []store.Schedule
+	for iter.First(); iter.Valid(); iter.Next() {
+		var s store.Schedule
+		if err := json.Unmarshal(iter.Value(), &s); err != nil {
+			return nil, unavailable("schedules", err)
+		}
+		out = append(out, s)
+	}
+	return out, iter.Error()
+}
+
+// DeleteSchedule removes a schedule.
+func (b *Backend) DeleteSchedule(ctx context.Context, name string) error {
+	k := prefixKey(kindSched, name)
+	return b.write(func(w *round) error {
+		_, ok, err := w.get(k)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &baton.Error{Code: baton.NotFound, Op: "schedule " + name, Err: errors.New("no such schedule")}
+		}
+		return w.deleteTracked(k)
+	})
+}

@@ -1,0 +1,481 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/store"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Seen reports whether group handled id within the retention window.
+func (b *Backend) Seen(ctx context.Context, group, id string) (bool, error) {
+	done, err := b.reader()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	v, closer, err := b.db.Get(inboxKey(group, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable("inbox", err)
+	}
+	defer closer.Close()
+	return !expired(v, b.now()), nil
+}
+
+// MarkSeen records that group handled id.
+func (b *Backend) MarkSeen(ctx context.Context, group, id string) error {
+	return b.write(func(r *round) error { return r.markSeen(group, id) })
+}
+
+// Forget removes an inbox mark; its expiry entry is left to the sweeper.
+func (b *Backend) Forget(ctx context.Context, group, id string) error {
+	return b.write(func(r *round) error { return r.deleteTracked(inboxKey(group, id)) })
+}
+
+// InboxRetention is how long marks are kept.
+func (b *Backend) InboxRetention() time.Duration { return b.cfg.InboxRetention }
+
+// ExpireInbox deletes the inbox marks that expired before now and returns
+// how many. A background sweeper calls it every minute.
+func (b *Backend) ExpireInbox(ctx context.Context, now time.Time) (int, error) {
+	lo, hi := []byte{kindExpiry}, appendTime([]byte{kindExpiry}, now)
+	total := 0
+	for {
+		iter, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return total, unavailable("expire inbox", err)
+		}
+		var keys [][]byte
+		for iter.First(); iter.Valid() && len(keys) < 1000; iter.Next() {
+			keys = append(keys, append([]byte(nil), iter.Key()...))
+		}
+		err = iter.Close()
+		if err != nil || len(keys) == 0 {
+			return total, err
+		}
+		err = b.write(func(r *round) error {
+			for _, k := range keys {
+				group, id, _ := cutNUL(k[9:])
+				ik := inboxKey(group, id)
+				// A newer mark of the same id has a later expiry: keep it.
+				if v, ok, err := r.get(ik); err != nil {
+					return err
+				} else if ok && expired(v, now) {
+					if err := r.deleteTracked(ik); err != nil {
+						return err
+					}
+				}
+				if err := r.delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += len(keys)
+	}
+}
+
+func cutNUL(b []byte) (string, string, bool) {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i]), string(b[i+1:]), true
+		}
+	}
+	return string(b), "", false
+}
+
+func (b *Backend) runSweeper() {
+	defer b.bg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.closing:
+			return
+		case <-t.C:
+			if _, err := b.ExpireInbox(context.Background(), b.now()); err != nil && !errors.Is(err, errClosed) {
+				b.cfg.Logger.Error("embedded: inbox sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// SetTimer stores a timer, replacing one with the same id.
+func (b *Backend) SetTimer(ctx context.Context, t store.Timer) error {
+	if t.ID == "" {
+		return baton.Errorf(baton.Invalid, "schedule", "timer has no id")
+	}
+	return b.write(func(r *round) error {
+		if err := r.cancelTimer(t.ID); err != nil {
+			return err
+		}
+		if err := r.setTracked(append([]byte{kindTimerID}, t.ID...), appendTime(nil, t.Due)); err != nil {
+			return err
+		}
+		return r.set(timerKey(t.Due, t.ID), t.Payload)
+	})
+}
+
+func (r *round) cancelTimer(id string) error {
+	idKey := append([]byte{kindTimerID}, id...)
+	v, ok, err := r.get(idKey)
+	if err != nil || !ok {
+		return err
+	}
+	if err := r.deleteTracked(idKey); err != nil {
+		return err
+	}
+	due := time.Unix(0, int64(uint64FromKey(v)))
+	return r.delete(timerKey(due, id))
+}
+
+// CancelTimer removes a timer.
+func (b *Backend) CancelTimer(ctx context.Context, id string) error {
+	return b.write(func(r *round) error { return r.cancelTimer(id) })
+}
+
+// DueTimers returns up to limit timers due at now, earliest first.
+func (b *Backend) DueTimers(ctx context.Context, now time.Time, limit int) ([]store.Timer, error) {
+	done, err := b.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	iter, err := b.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{kindTimer},
+		UpperBound: appendTime([]byte{kindTimer}, now.Add(time.Nanosecond)),
+	})
+	if err != nil {
+		return nil, unavailable("timers", err)
+	}
+	defer iter.Close()
+	var out []store.Timer
+	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
+		k := iter.Key()
+		out = append(out, store.Timer{
+			ID:      string(k[9:]),
+			Due:     time.Unix(0, int64(uint64FromKey(k[:9]))),
+			Payload: append([]byte(nil), iter.Value()...),
+		})
+	}
+	return out, iter.Error()
+}
+
+// runRetries moves nacked messages whose delay has passed back into their
+// group's queue.
+func (b *Backend) runRetries() {
+	defer b.bg.Done()
+	for {
+		next, err := b.moveDueRetries()
+		if err != nil && !errors.Is(err, errClosed) {
+			b.cfg.Logger.Error("embedded: redelivery failed", "err", err)
+			next = time.Second
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-b.closing:
+			t.Stop()
+			return
+		case <-b.retryWake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (b *Backend) wakeRetries() {
+	select {
+	case b.retryWake <- struct{}{}:
+	default:
+	}
+}
+
+// moveDueRetries requeues the due retries and says how long to wait for the
+// next one.
+func (b *Backend) moveDueRetries() (time.Duration, error) {
+	for {
+		now := b.now()
+		iter, err := b.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindRetry}, UpperBound: []byte{kindRetry + 1}})
+		if err != nil {
+			return 0, unavailable("retries", err)
+		}
+		type due struct {
+			key   []byte
+			group string
+			rec   record
+		}
+		var batch []due
+		wait := time.Second
+		for iter.First(); iter.Valid() && len(batch) < 1000; iter.Next() {
+			k := iter.Key()
+			at := time.Unix(0, int64(uint64FromKey(k[:9])))
+			if at.After(now) {
+				wait = min(wait, at.Sub(now))
+				break
+			}
+			group, err := parseRetryKey(k)
+			if err != nil {
+				continue
+			}
+			rec, err := decodeRecord(0, iter.Value())
+			if err != nil {
+				continue
+			}
+			batch = append(batch, due{append([]byte(nil), k...), group, rec})
+		}
+		if err := iter.Close(); err != nil {
+			return 0, unavailable("retries", err)
+		}
+		if len(batch) == 0 {
+			return wait, nil
+		}
+		err = b.write(func(r *round) error {
+			for _, d := range batch {
+				if err := r.consume(d.key); err != nil {
+					return err
+				}
+				b.mu.RLock()
+				g := b.groups[d.group]
+				b.mu.RUnlock()
+				if g == nil {
+					continue // the key names a group this data directory declared
+				}
+				if err := r.enqueueTo(g, d.rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// Append records journal entries, assigning their Seq.
+func (b *Backend) Append(ctx context.Context, entries ...store.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	vals, err := encodeEntries(entries)
+	if err != nil {
+		return err
+	}
+	return b.write(func(r *round) error { return r.journal(entries, vals) })
+}
+
+// encodeEntries encodes entries without their Seq, which the writer assigns
+// and the reader takes from the key.
+func encodeEntries(entries []store.Entry) ([][]byte, error) {
+	vals := make([][]byte, len(entries))
+	for i, e := range entries {
+		e.Seq = 0
+		v, err := json.Marshal(e)
+		if err != nil {
+			return nil, baton.Errorf(baton.Invalid, "journal", "encode entry: %w", err)
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}
+
+// journal writes encoded entries, numbering them and the caller's entries.
+func (r *round) journal(entries []store.Entry, vals [][]byte) error {
+	for i := range entries {
+		e := &entries[i]
+		e.Seq = r.nextSeq()
+		if err := r.set(seqKey(kindJournal, e.Seq), vals[i]); err != nil {
+			return err
+		}
+		if e.CorrelationID != "" {
+			if err := r.set(corrKey(e.CorrelationID, e.Seq), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// History returns one correlation id's entries in order.
+func (b *Backend) History(ctx context.Context, correlationID string) ([]store.Entry, error) {
+	done, err := b.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	p := append(append([]byte{kindCorr}, correlationID...), 0)
+	iter, err := b.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, unavailable("journal", err)
+	}
+	defer iter.Close()
+	var out []store.Entry
+	for iter.First(); iter.Valid(); iter.Next() {
+		e, err := b.entry(uint64FromKey(iter.Key()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, iter.Error()
+}
+
+func (b *Backend) entry(seq uint64) (store.Entry, error) {
+	var e store.Entry
+	v, closer, err := b.db.Get(seqKey(kindJournal, seq))
+	if err != nil {
+		return e, unavailable("journal", err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(v, &e); err != nil {
+		return e, unavailable("journal", err)
+	}
+	e.Seq = seq
+	return e, nil
+}
+
+// Since returns up to limit entries after seq after, in order.
+func (b *Backend) Since(ctx context.Context, after uint64, limit int) ([]store.Entry, error) {
+	done, err := b.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	iter, err := b.db.NewIter(&pebble.IterOptions{
+		LowerBound: seqKey(kindJournal, after+1),
+		UpperBound: []byte{kindJournal + 1},
+	})
+	if err != nil {
+		return nil, unavailable("journal", err)
+	}
+	defer iter.Close()
+	var out []store.Entry
+	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
+		var e store.Entry
+		if err := json.Unmarshal(iter.Value(), &e); err != nil {
+			return nil, unavailable("journal", err)
+		}
+		e.Seq = uint64FromKey(iter.Key())
+		out = append(out, e)
+	}
+	return out, iter.Error()
+}
+
+// AddDead stores a dead letter, assigning its ID.
+func (b *Backend) AddDead(ctx context.Context, d store.DeadLetter) error {
+	v, err := encodeDead(d, b.now())
+	if err != nil {
+		return err
+	}
+	return b.write(func(r *round) error { return r.set(seqKey(kindDead, r.nextSeq()), v) })
+}
+
+// encodeDead encodes d without its ID, which is its key's sequence number.
+func encodeDead(d store.DeadLetter, now time.Time) ([]byte, error) {
+	d.ID = ""
+	if d.Time.IsZero() {
+		d.Time = now
+	}
+	v, err := json.Marshal(d)
+	if err != nil {
+		return nil, baton.Errorf(baton.Invalid, "dead letter", "encode: %w", err)
+	}
+	return v, nil
+}
+
+func deadSeq(id string) (uint64, error) {
+	seq, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return 0, &baton.Error{Code: baton.NotFound, Op: "dead letter " + id, Err: errors.New("no such dead letter (ids are numbers; see baton dlq list)")}
+	}
+	return seq, nil
+}
+
+// Dead returns one dead letter.
+func (b *Backend) Dead(ctx context.Context, id string) (store.DeadLetter, error) {
+	done, err := b.reader()
+	if err != nil {
+		return store.DeadLetter{}, err
+	}
+	defer done()
+	var d store.DeadLetter
+	seq, err := deadSeq(id)
+	if err != nil {
+		return d, err
+	}
+	v, closer, err := b.db.Get(seqKey(kindDead, seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return d, &baton.Error{Code: baton.NotFound, Op: "dead letter " + id, Err: errors.New("no such dead letter")}
+	}
+	if err != nil {
+		return d, unavailable("dead letters", err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(v, &d); err != nil {
+		return d, unavailable("dead letters", err)
+	}
+	d.ID = strconv.FormatUint(seq, 10)
+	return d, nil
+}
+
+// ListDead returns up to limit dead letters after the id after, oldest first.
+func (b *Backend) ListDead(ctx context.Context, after string, limit int) ([]store.DeadLetter, error) {
+	done, err := b.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	lo := []byte{kindDead}
+	if after != "" {
+		seq, err := deadSeq(after)
+		if err != nil {
+			return nil, err
+		}
+		lo = seqKey(kindDead, seq+1)
+	}
+	iter, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{kindDead + 1}})
+	if err != nil {
+		return nil, unavailable("dead letters", err)
+	}
+	defer iter.Close()
+	var out []store.DeadLetter
+	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
+		var d store.DeadLetter
+		if err := json.Unmarshal(iter.Value(), &d); err != nil {
+			return nil, unavailable("dead letters", err)
+		}
+		d.ID = strconv.FormatUint(uint64FromKey(iter.Key()), 10)
+		out = append(out, d)
+	}
+	return out, iter.Error()
+}
+
+// DropDead deletes one dead letter.
+func (b *Backend) DropDead(ctx context.Context, id string) error {
+	seq, err := deadSeq(id)
+	if err != nil {
+		return err
+	}
+	return b.write(func(r *round) error {
+		k := seqKey(kindDead, seq)
+		_, ok, err := r.get(k)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &baton.Error{Code: baton.NotFound, Op: "dead letter " + id, Err: errors.New("no such dead letter")}
+		}
+		return r.deleteTracked(k)
+	})
+}

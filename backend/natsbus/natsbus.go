@@ -1,0 +1,454 @@
+// Package natsbus is Baton's NATS JetStream transport (bus.Transport and
+// bus.GroupPublisher), on github.com/nats-io/nats.go and its jetstream
+// package.
+//
+// Topology. One stream per namespace, named after it in upper case ("BATON"),
+// on file storage, with interest retention: a message stays until every
+// consumer group it matches has acked it, and a message no group matches is
+// not kept. Events travel on "<ns>.ev.<type>"; messages sent to one group
+// (PublishTo: replies to a coordinator, replays of dead letters) on
+// "<ns>.to.<group>.<type>".
+//
+// A consumer group is two durable pull consumers, shared by every
+// subscription of the group in every process (competing consumers): one
+// named after the group (see token for the mapping of names: NATS durable
+// names cannot contain '.', '*', '>' or whitespace) for the events it
+// subscribes to, and one with the suffix "_to" for the messages sent to it.
+// NATS 2.9 gives a consumer one filter subject, so several patterns are
+// folded into one filter that covers them all, and the subscription acks
+// and skips, on the client, what only the wider filter matched. Both
+// consumers ack explicitly, redeliver what is not acked within AckWait, and
+// hold at most MaxAckPending un-acked messages (backpressure).
+//
+// Wire format. Events travel in CloudEvents binary mode, as the NATS
+// protocol binding has it: attributes in "ce-" headers, datacontenttype in
+// "content-type", data as the body, so that a plain NATS client publishing
+// to "<ns>.ev.order.placed.v1" reaches Baton's services. A body that is not
+// an event Baton can read is sent as it is, marked with the header
+// "baton-raw", and handed back unchanged, so that the consumer dead-letters
+// it. Publish sets Nats-Msg-Id to the event id, so that the stream drops a
+// copy published again within its duplicate window (two minutes).
+//
+// Durability. Publish returns once JetStream has acked every message; by
+// default JetStream acks before it fsyncs (it syncs every two minutes), so
+// a power loss can lose acknowledged messages. See docs/backends.md.
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures a Bus. The zero value of every field but URL means the
+// documented default.
+type Config struct {
+	// URL of the NATS server, such as "nats://127.0.0.1:4222"; required. A
+	// comma-separated list names the servers of a cluster.
+	URL string
+	// Namespace separates installations sharing one NATS server (default
+	// "baton"): its stream is the namespace in upper case, its subjects
+	// start with it. Letters, digits, '-' and '_' only.
+	Namespace string
+	// MaxAckPending is how many un-acked messages each consumer group holds
+	// at most, across its consumers (default 1024).
+	MaxAckPending int
+	// AckWait is how long a delivery may stay un-acked before JetStream
+	// redelivers it (default 30s).
+	AckWait time.Duration
+	// Logger receives background errors (default: discarded).
+	Logger *slog.Logger
+}
+
+const (
+	defaultNamespace     = "baton"
+	defaultMaxAckPending = 1024
+	defaultAckWait       = 30 * time.Second
+	// publishWindow is how many asynchronous publishes one Publish call
+	// has in flight before it waits for their acks.
+	publishWindow = 512
+	// pullBatch is how many messages a subscription asks for at a time.
+	// It bounds what one consumer takes ahead of the others of its group.
+	pullBatch = 64
+	// pullExpiry is how long a pull request waits on the server for
+	// messages; it bounds how long a closed subscription takes to hand
+	// back what it did not settle.
+	pullExpiry = time.Second
+)
+
+// Bus is the NATS JetStream transport.
+type Bus struct {
+	cfg    Config
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream string
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	closed   bool
+	subs     map[*subscription]struct{}
+	directed map[string]bool // groups whose directed consumer exists
+	gone     chan struct{}   // closed when the connection is closed
+	bg       sync.WaitGroup  // closed subscriptions handing back messages
+}
+
+var (
+	_ bus.Transport      = (*Bus)(nil)
+	_ bus.GroupPublisher = (*Bus)(nil)
+)
+
+var errClosed = baton.Errorf(baton.Unavailable, "natsbus", "bus is closed")
+
+// Open connects to NATS and creates or updates the namespace's stream. The
+// connection reconnects by itself, forever, with exponential backoff and
+// jitter; a server unreachable at Open is an error.
+func Open(ctx context.Context, cfg Config) (*Bus, error) {
+	const op = "natsbus open"
+	if cfg.URL == "" {
+		return nil, baton.Errorf(baton.Invalid, op, "no NATS URL given (such as nats://127.0.0.1:4222)")
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = defaultNamespace
+	}
+	for _, c := range cfg.Namespace {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil, baton.Errorf(baton.Invalid, op, "namespace %q: want letters, digits, '-' and '_' only", cfg.Namespace)
+		}
+	}
+	if cfg.MaxAckPending <= 0 {
+		cfg.MaxAckPending = defaultMaxAckPending
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = defaultAckWait
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger.With("backend", "natsbus")
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(d), time.Millisecond))
+	}
+	gone := make(chan struct{})
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name("baton"),
+		nats.DrainTimeout(10*time.Second),
+		nats.ClosedHandler(func(*nats.Conn) { close(gone) }),
+		nats.Timeout(timeout),
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			d := 50 * time.Millisecond << min(attempts, 7) // up to 6.4s
+			return d/2 + rand.N(d/2)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS error", "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, baton.Errorf(baton.Unavailable, op, "cannot reach NATS at %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*publishWindow))
+	if err != nil {
+		nc.Close()
+		return nil, baton.Errorf(baton.Internal, op, "jetstream: %w", err)
+	}
+	ns := cfg.Namespace
+	b := &Bus{
+		cfg: cfg, nc: nc, js: js, log: log, gone: gone,
+		stream:   strings.ToUpper(ns),
+		subs:     make(map[*subscription]struct{}),
+		directed: make(map[string]bool),
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        b.stream,
+		Description: "Baton events of namespace " + ns,
+		Subjects:    []string{ns + ".ev.>", ns + ".to.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.InterestPolicy,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  2 * time.Minute,
+	})
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return nil, baton.Errorf(baton.Unavailable, op, "NATS at %s has JetStream disabled (start nats-server with -js): %w", cfg.URL, err)
+		}
+		return nil, unavailable(op, fmt.Errorf("create stream %s: %w", b.stream, err))
+	}
+	return b, nil
+}
+
+// unavailable wraps an error of the server or the connection.
+func unavailable(op string, err error) error {
+	return &baton.Error{Code: baton.Unavailable, Op: op, Err: err}
+}
+
+// Stream is the name of the namespace's stream.
+func (b *Bus) Stream() string { return b.stream }
+
+// Capabilities: neither ordered (a redelivery after AckWait or a Nak
+// overtakes later messages, and the messages sent to a group come from a
+// second consumer) nor atomic (the broker is not the store).
+func (b *Bus) Capabilities() bus.Capabilities { return bus.Capabilities{} }
+
+func (b *Bus) eventSubject(typ string) string { return b.cfg.Namespace + ".ev." + typ }
+
+func (b *Bus) directedPrefix(group string) string {
+	return b.cfg.Namespace + ".to." + token(group) + "."
+}
+
+// Publish sends msgs to every group whose patterns match their types and
+// returns once JetStream has stored every one.
+func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
+	const op = "natsbus publish"
+	out := make([]*nats.Msg, len(msgs))
+	for i, m := range msgs {
+		if err := checkType(op, m.Type); err != nil {
+			return err
+		}
+		out[i] = encode(b.eventSubject(m.Type), m)
+		if m.ID != "" {
+			out[i].Header.Set(jetstream.MsgIDHeader, m.ID)
+		}
+	}
+	return b.send(ctx, op, out)
+}
+
+// PublishTo sends msgs to one consumer group only, declaring the group's
+// directed consumer if needed so that they wait for it. They carry no
+// Nats-Msg-Id: this is how a dead letter is replayed, and a replay must not
+// be taken for a duplicate of the original.
+func (b *Bus) PublishTo(ctx context.Context, group string, msgs ...bus.Message) error {
+	const op = "natsbus publish to group"
+	if group == "" {
+		return baton.Errorf(baton.Invalid, op, "no group given")
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	out := make([]*nats.Msg, len(msgs))
+	prefix := b.directedPrefix(group)
+	for i, m := range msgs {
+		if err := checkType(op, m.Type); err != nil {
+			return err
+		}
+		out[i] = encode(prefix+m.Type, m)
+	}
+	b.mu.Lock()
+	declared, closed := b.directed[group], b.closed
+	b.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	if !declared {
+		if _, err := b.declareDirected(ctx, group); err != nil {
+			return err
+		}
+	}
+	return b.send(ctx, op+" "+group, out)
+}
+
+// send publishes asynchronously, a window at a time, and waits for the acks.
+func (b *Bus) send(ctx context.Context, op string, msgs []*nats.Msg) error {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	futures := make([]jetstream.PubAckFuture, 0, min(len(msgs), publishWindow))
+	for start := 0; start < len(msgs); start += publishWindow {
+		futures = futures[:0]
+		for _, m := range msgs[start:min(start+publishWindow, len(msgs))] {
+			f, err := b.js.PublishMsgAsync(m)
+			for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				// Other publishers fill the connection's window: wait for
+				// ours, then try again.
+				if err := b.wait(ctx, op, futures); err != nil {
+					return err
+				}
+				futures = futures[:0]
+				f, err = b.js.PublishMsgAsync(m)
+			}
+			if err != nil {
+				return unavailable(op, fmt.Errorf("%s: %w", m.Subject, err))
+			}
+			futures = append(futures, f)
+		}
+		if err := b.wait(ctx, op, futures); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Bus) wait(ctx context.Context, op string, futures []jetstream.PubAckFuture) error {
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return unavailable(op, fmt.Errorf("%s: %w", f.Msg().Subject, err))
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for JetStream to ack %s: %w", op, f.Msg().Subject, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// consumerConfig is the configuration of one of a group's consumers.
+func (b *Bus) consumerConfig(name, filter, what string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   what,
+		FilterSubject: filter,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.AckWait,
+		MaxAckPending: b.cfg.MaxAckPending,
+		MaxDeliver:    -1,
+	}
+}
+
+func (b *Bus) declareDirected(ctx context.Context, group string) (jetstream.Consumer, error) {
+	cons, err := b.declare(ctx, b.consumerConfig(directedName(group), b.directedPrefix(group)+">",
+		"messages sent to Baton group "+group))
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.directed[group] = true
+	b.mu.Unlock()
+	return cons, nil
+}
+
+func (b *Bus) declare(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, cfg)
+	if err != nil {
+		return nil, unavailable("natsbus declare consumer "+cfg.Durable,
+			fmt.Errorf("filter %s on stream %s: %w", cfg.FilterSubject, b.stream, err))
+	}
+	return cons, nil
+}
+
+// Subscribe joins the consumer group, declaring its consumers if new. A new
+// group receives what is published from then on.
+func (b *Bus) Subscribe(ctx context.Context, group string, patterns []string) (bus.Subscription, error) {
+	const op = "natsbus subscribe"
+	if group == "" {
+		return nil, baton.Errorf(baton.Invalid, op, "no group given")
+	}
+	if len(patterns) == 0 {
+		return nil, baton.Errorf(baton.Invalid, op, "group %s: no patterns given", group)
+	}
+	for _, p := range patterns {
+		if err := checkPattern(op, p); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
+	reduced := reduce(patterns)
+	filter := b.eventSubject(cover(reduced))
+	events, err := b.js.Consumer(ctx, b.stream, token(group))
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		// A new group starts at the end of the stream, not at what is
+		// still kept for other groups.
+		cfg := b.consumerConfig(token(group), filter, "events for Baton group "+group)
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+		events, err = b.declare(ctx, cfg)
+	case err == nil:
+		info := events.CachedInfo()
+		cfg := info.Config
+		switch {
+		case cfg.FilterSubject != filter:
+			// NATS 2.9 accepts a new filter on an existing consumer but
+			// then skips messages it should deliver, so the consumer is
+			// declared anew, from its ack floor on.
+			if err = b.js.DeleteConsumer(ctx, b.stream, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				err = unavailable(op, fmt.Errorf("group %s: replace consumer %s for new patterns: %w", group, cfg.Durable, err))
+				break
+			}
+			cfg.FilterSubject, cfg.AckWait, cfg.MaxAckPending = filter, b.cfg.AckWait, b.cfg.MaxAckPending
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
+			events, err = b.declare(ctx, cfg)
+		case cfg.AckWait != b.cfg.AckWait || cfg.MaxAckPending != b.cfg.MaxAckPending:
+			cfg.AckWait, cfg.MaxAckPending = b.cfg.AckWait, b.cfg.MaxAckPending
+			events, err = b.declare(ctx, cfg)
+		}
+	default:
+		err = unavailable(op, fmt.Errorf("group %s: %w", group, err))
+	}
+	if err != nil {
+		return nil, err
+	}
+	directed, err := b.declareDirected(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	s := newSubscription(b, group, reduced, events, directed)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		s.Close()
+		return nil, errClosed
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s, nil
+}
+
+func (b *Bus) forget(s *subscription) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+// Close closes the subscriptions still open (their un-acked deliveries go
+// back to their groups) and the connection. The stream and the consumers
+// stay on the server.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subs := make([]*subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		s.Close()
+	}
+	b.bg.Wait()
+	// Drain flushes the acks and naks still buffered before closing.
+	if err := b.nc.Drain(); err != nil {
+		b.nc.Close()
+	}
+	<-b.gone
+	return nil
+}

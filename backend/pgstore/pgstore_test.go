@@ -1,0 +1,337 @@
+package pgstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/backend/pgstore"
+	"github.com/batonhq/baton/conformance"
+	"github.com/batonhq/baton/store"
+	"github.com/jackc/pgx/v5"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+func serverURL() string {
+	if u := os.Getenv("BATON_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return defaultURL
+}
+
+var reach struct {
+	once sync.Once
+	err  error
+}
+
+// needServer skips the test when PostgreSQL is not reachable, or fails it
+// in CI, where the service must be there.
+func needServer(t testing.TB) string {
+	t.Helper()
+	url := serverURL()
+	reach.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			reach.err = err
+			return
+		}
+		reach.err = conn.Ping(ctx)
+		conn.Close(ctx)
+	})
+	if reach.err != nil {
+		msg := "PostgreSQL is not reachable at " + url + " (set BATON_POSTGRES_URL to use another server; start the local one with " +
+			"`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`): " + reach.err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return url
+}
+
+func uniqueSchema(t testing.TB) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "baton_test_" + hex.EncodeToString(b)
+}
+
+// dropSchema removes a test's schema when it ends.
+func dropSchema(t testing.TB, url, schema string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+}
+
+// open returns a store in a new schema, dropped when the test ends.
+func open(t testing.TB) *pgstore.Store {
+	t.Helper()
+	url := needServer(t)
+	schema := uniqueSchema(t)
+	dropSchema(t, url, schema)
+	st, err := pgstore.Open(t.Context(), pgstore.Config{URL: url, Schema: schema, Logger: quiet})
+	if err != nil {
+		t.Fatalf("open store in schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestConformance(t *testing.T) {
+	needServer(t)
+	conformance.TestStore(t, func(t *testing.T) store.Store { return open(t) })
+}
+
+// TestMigrate: Opens racing on a new schema, and an Open of a migrated
+// one, apply each migration once and leave a working store.
+func TestMigrate(t *testing.T) {
+	url := needServer(t)
+	schema := uniqueSchema(t)
+	dropSchema(t, url, schema)
+	ctx := t.Context()
+
+	const racers = 4
+	stores := make([]*pgstore.Store, racers)
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			stores[i], errs[i] = pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Open %d of a new schema: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	again, err := pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet})
+	if err != nil {
+		t.Fatalf("Open of a migrated schema: %v", err)
+	}
+	t.Cleanup(func() { again.Close() })
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, "SELECT version FROM "+pgx.Identifier{schema}.Sanitize()+".schema_migrations ORDER BY version")
+	if err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != len(entries) {
+		t.Fatalf("schema_migrations holds %q after %d concurrent Opens and one more; want each of the %d migrations once", versions, racers, len(entries))
+	}
+
+	// Every store works on the one set of tables.
+	group, id := "billing", "ev-1"
+	if err := stores[0].MarkSeen(ctx, group, id); err != nil {
+		t.Fatalf("mark seen: %v", err)
+	}
+	for i, st := range append(stores, again) {
+		if ok, err := st.Seen(ctx, group, id); err != nil || !ok {
+			t.Errorf("store %d: seen %v, err %v; want the mark made through store 0", i, ok, err)
+		}
+	}
+}
+
+// TestUnreachable: a server that is not there is a clear, unavailable
+// error naming the URL without its password.
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	url := "postgres://baton:s3cret@127.0.0.1:1/test?sslmode=disable&connect_timeout=5"
+	st, err := pgstore.Open(t.Context(), pgstore.Config{URL: url})
+	if err == nil {
+		st.Close()
+		t.Fatal("Open of 127.0.0.1:1 succeeded; want an error")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "cannot reach PostgreSQL at postgres://baton@127.0.0.1:1/test") {
+		t.Errorf("error %q does not say which server it could not reach", msg)
+	}
+	if strings.Contains(msg, "s3cret") {
+		t.Errorf("error %q shows the password", msg)
+	}
+	if code := baton.ErrorCode(err); code != baton.Unavailable {
+		t.Errorf("error code %q, want %q", code, baton.Unavailable)
+	}
+}
+
+// TestConfig: a missing or malformed URL is invalid, without a connection.
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	for _, url := range []string{"", "postgres://u:pw@127.0.0.1:5432/test?sslmode=nonsense"} {
+		st, err := pgstore.Open(t.Context(), pgstore.Config{URL: url})
+		if err == nil {
+			st.Close()
+			t.Errorf("Open with URL %q succeeded; want an invalid error", url)
+			continue
+		}
+		if code := baton.ErrorCode(err); code != baton.Invalid {
+			t.Errorf("Open with URL %q: %v (code %q), want code %q", url, err, code, baton.Invalid)
+		}
+		if strings.Contains(err.Error(), "pw@") {
+			t.Errorf("error %q shows the password", err)
+		}
+	}
+}
+
+// TestCreateRunRace: coordinators creating the run of one flow and key at
+// once (two processes handling the same start) get one run between them,
+// and only its messages are in the outbox.
+func TestCreateRunRace(t *testing.T) {
+	st := open(t)
+	ctx := t.Context()
+	const racers = 8
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	type result struct {
+		run     store.Run
+		created bool
+		err     error
+	}
+	results := make([]result, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			r := store.Run{ID: "run-" + string(rune('a'+i)), Flow: "order", Key: "ORDER-1", Status: store.RunPending, Created: at, Updated: at}
+			out := []store.Outbound{{Group: "billing", Type: "order.charge.v1", ID: "msg-" + r.ID, Body: []byte(`{}`)}}
+			<-start
+			got, created, err := st.CreateRun(ctx, r, out)
+			results[i] = result{got, created, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := ""
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("racer %d: %v", i, r.err)
+		}
+		if r.created {
+			if winner != "" {
+				t.Fatalf("runs %s and %s both created for one flow and key", winner, r.run.ID)
+			}
+			winner = r.run.ID
+		}
+	}
+	if winner == "" {
+		t.Fatal("no racer created the run")
+	}
+	for i, r := range results {
+		if r.run.ID != winner || r.run.Rev != 1 {
+			t.Errorf("racer %d got run %s rev %d; want the created run %s rev 1", i, r.run.ID, r.run.Rev, winner)
+		}
+	}
+	p, err := st.PendingOutbound(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 1 || p[0].Outbound.ID != "msg-"+winner {
+		t.Errorf("outbox after the race: %+v; want the one message of %s", p, winner)
+	}
+}
+
+// TestErrorCodes: what PostgreSQL refuses and a closed store have Baton's
+// codes.
+func TestErrorCodes(t *testing.T) {
+	st := open(t)
+	ctx := t.Context()
+	at := time.Now()
+	r := store.Run{ID: "run-1", Flow: "order", Key: "ORDER-1", Status: store.RunPending, Created: at,
+		Input: []byte("{\"note\": \"\xff\"}")} // valid JSON to encoding/json, not UTF-8
+	_, _, err := st.CreateRun(ctx, r, nil)
+	if code := baton.ErrorCode(err); code != baton.Invalid {
+		t.Errorf("CreateRun with invalid UTF-8 in its input: %v (code %q), want code %q", err, code, baton.Invalid)
+	}
+	r.Input = []byte(`{"note": "fine"}`)
+	if _, _, err := st.CreateRun(ctx, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Flow, r.Key = "other", "ORDER-2"
+	_, _, err = st.CreateRun(ctx, r, nil)
+	if code := baton.ErrorCode(err); code != baton.Conflict {
+		t.Errorf("CreateRun of an id taken under another flow: %v (code %q), want code %q", err, code, baton.Conflict)
+	}
+
+	st.Close()
+	_, err = st.Run(ctx, "run-1")
+	if code := baton.ErrorCode(err); code != baton.Unavailable {
+		t.Errorf("Run on a closed store: %v (code %q), want code %q", err, code, baton.Unavailable)
+	}
+}
+
+// BenchmarkSaveRun: transitions of distinct runs, each with one outbound
+// message, from parallel goroutines (coordinators).
+func BenchmarkSaveRun(b *testing.B) {
+	st := open(b)
+	ctx := b.Context()
+	var n atomicCounter
+	b.RunParallel(func(pb *testing.PB) {
+		at := time.Now()
+		r, _, err := st.CreateRun(ctx, store.Run{ID: fmt.Sprint("run-", n.next()), Flow: "order", Key: fmt.Sprint("key-", n.next()),
+			Status: store.RunPending, Created: at, Input: []byte(`{"order":"ORDER-1","amount":12.5}`)}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for pb.Next() {
+			r.Status = store.RunRunning
+			r.Updated = time.Now()
+			r, err = st.SaveRun(ctx, r, []store.Outbound{{Group: "billing", Type: "order.charge.v1", ID: fmt.Sprint("msg-", n.next()), Body: []byte(`{"x":1}`)}})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkAppend: journal entries appended one at a time from parallel
+// goroutines: the advisory lock orders them.
+func BenchmarkAppend(b *testing.B) {
+	st := open(b)
+	ctx := b.Context()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := st.Append(ctx, store.Entry{Time: time.Now(), CorrelationID: "corr-1", Outcome: store.Handled, EventID: "ev", Group: "billing"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) next() int64 { return c.n.Add(1) }

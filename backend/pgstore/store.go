@@ -1,0 +1,352 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// Seen reports whether group handled id within the retention window.
+func (s *Store) Seen(ctx context.Context, group, id string) (bool, error) {
+	var live bool
+	err := s.pool.QueryRow(ctx, s.q.seen, clean(group), clean(id), time.Now()).Scan(&live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail("inbox", err)
+	}
+	return live, nil
+}
+
+// MarkSeen records that group handled id, until the retention window ends.
+func (s *Store) MarkSeen(ctx context.Context, group, id string) error {
+	_, err := s.pool.Exec(ctx, s.q.markSeen, clean(group), clean(id), time.Now().Add(s.cfg.InboxRetention))
+	if err != nil {
+		return s.fail("inbox", err)
+	}
+	return nil
+}
+
+// Forget removes an inbox mark.
+func (s *Store) Forget(ctx context.Context, group, id string) error {
+	if _, err := s.pool.Exec(ctx, s.q.forget, clean(group), clean(id)); err != nil {
+		return s.fail("inbox", err)
+	}
+	return nil
+}
+
+// InboxRetention is how long marks are kept.
+func (s *Store) InboxRetention() time.Duration { return s.cfg.InboxRetention }
+
+// expireBatch bounds the rows one statement of ExpireInbox deletes.
+const expireBatch = 10000
+
+// ExpireInbox deletes the marks whose window ended at now and returns how
+// many, in batches so that no transaction grows large. A sweeper calls it
+// every minute.
+func (s *Store) ExpireInbox(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		tag, err := s.pool.Exec(ctx, s.q.expire, now, expireBatch)
+		if err != nil {
+			return total, s.fail("expire inbox", err)
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < expireBatch {
+			return total, nil
+		}
+	}
+}
+
+// SetTimer stores a timer, replacing one with the same id.
+func (s *Store) SetTimer(ctx context.Context, t store.Timer) error {
+	if t.ID == "" {
+		return errorf(baton.Invalid, "schedule", "timer has no id")
+	}
+	payload := t.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	if _, err := s.pool.Exec(ctx, s.q.setTimer, clean(t.ID), t.Due, payload); err != nil {
+		return s.fail("schedule "+t.ID, err)
+	}
+	return nil
+}
+
+// DueTimers returns up to limit timers due at now, earliest first. It lists
+// and claims nothing: CancelTimer is the claim.
+func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int) ([]store.Timer, error) {
+	rows, err := s.pool.Query(ctx, s.q.dueTimers, now, max(limit, 0))
+	if err != nil {
+		return nil, s.fail("due timers", err)
+	}
+	var out []store.Timer
+	var t store.Timer
+	_, err = pgx.ForEachRow(rows, []any{&t.ID, &t.Due, &t.Payload}, func() error {
+		out = append(out, store.Timer{ID: t.ID, Due: t.Due, Payload: slices.Clone(t.Payload)})
+		return nil
+	})
+	if err != nil {
+		return nil, s.fail("due timers", err)
+	}
+	return out, nil
+}
+
+// CancelTimer removes a timer.
+func (s *Store) CancelTimer(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, s.q.cancelTimer, clean(id)); err != nil {
+		return s.fail("cancel timer "+id, err)
+	}
+	return nil
+}
+
+// appendReq is one Append waiting for the journal writer.
+type appendReq struct {
+	corr    []string
+	at      []time.Time
+	outcome []string
+	docs    []string
+	seqs    []uint64 // set by the writer before done
+	done    chan error
+}
+
+// maxAppendBatch bounds the entries one statement of the journal writer
+// inserts.
+const maxAppendBatch = 1000
+
+// Append records journal entries, assigning their Seq. Concurrent Appends
+// of one process are gathered by one writer into one statement, so that
+// they share the journal lock and one commit.
+func (s *Store) Append(ctx context.Context, entries ...store.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	n := len(entries)
+	req := &appendReq{corr: make([]string, n), at: make([]time.Time, n), outcome: make([]string, n), docs: make([]string, n), done: make(chan error, 1)}
+	for i, e := range entries {
+		req.corr[i], req.at[i], req.outcome[i] = clean(e.CorrelationID), e.Time, clean(string(e.Outcome))
+		e.Seq = 0
+		v, err := json.Marshal(e)
+		if err != nil {
+			return baton.Errorf(baton.Invalid, "journal", "encode entry: %w", err)
+		}
+		req.docs[i] = string(v)
+	}
+	select {
+	case s.appends <- req:
+	case <-s.done:
+		return errorf(baton.Unavailable, "journal", "store closed")
+	case <-ctx.Done():
+		return s.fail("journal", ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		if err == nil {
+			for i, seq := range req.seqs {
+				entries[i].Seq = seq
+			}
+		}
+		return err
+	case <-s.done:
+		return errorf(baton.Unavailable, "journal", "store closed")
+	case <-ctx.Done():
+		// The entries may still be written.
+		return s.fail("journal", ctx.Err())
+	}
+}
+
+// writeJournal is the journal writer: it inserts what the Appends waiting
+// hand it, several at a time.
+func (s *Store) writeJournal() {
+	defer s.bg.Done()
+	var batch []*appendReq
+	for {
+		batch = batch[:0]
+		select {
+		case <-s.done:
+			return
+		case req := <-s.appends:
+			batch = append(batch, req)
+		}
+		n := len(batch[0].docs)
+	gather:
+		for n < maxAppendBatch {
+			select {
+			case req := <-s.appends:
+				batch = append(batch, req)
+				n += len(req.docs)
+			default:
+				break gather
+			}
+		}
+		err := s.appendBatch(batch, n)
+		for _, req := range batch {
+			req.done <- err
+		}
+	}
+}
+
+func (s *Store) appendBatch(batch []*appendReq, n int) error {
+	corr := make([]string, 0, n)
+	at := make([]time.Time, 0, n)
+	outcome := make([]string, 0, n)
+	docs := make([]string, 0, n)
+	for _, req := range batch {
+		corr, at = append(corr, req.corr...), append(at, req.at...)
+		outcome, docs = append(outcome, req.outcome...), append(docs, req.docs...)
+	}
+	// Not the context of one caller: the statement writes for all of them.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, s.q.appendJournal, s.lockJ, corr, at, outcome, docs)
+	if err != nil {
+		return s.fail("journal", err)
+	}
+	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return s.fail("journal", err)
+	}
+	if len(seqs) != n {
+		return baton.Errorf(baton.Internal, "journal", "%d entries appended, %d seqs returned", n, len(seqs))
+	}
+	// The rows were inserted, and drew their seq, in the entries' order.
+	slices.Sort(seqs)
+	for _, req := range batch {
+		req.seqs = make([]uint64, len(req.docs))
+		for i := range req.seqs {
+			req.seqs[i] = uint64(seqs[0])
+			seqs = seqs[1:]
+		}
+	}
+	return nil
+}
+
+func (s *Store) entries(rows pgx.Rows) ([]store.Entry, error) {
+	var out []store.Entry
+	var seq int64
+	var doc []byte
+	_, err := pgx.ForEachRow(rows, []any{&seq, &doc}, func() error {
+		var e store.Entry
+		if err := json.Unmarshal(doc, &e); err != nil {
+			return baton.Errorf(baton.Internal, "journal", "entry %d: %w", seq, err)
+		}
+		e.Seq = uint64(seq)
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, s.fail("journal", err)
+	}
+	return out, nil
+}
+
+// History returns one correlation id's entries in order.
+func (s *Store) History(ctx context.Context, correlationID string) ([]store.Entry, error) {
+	rows, err := s.pool.Query(ctx, s.q.history, clean(correlationID))
+	if err != nil {
+		return nil, s.fail("journal", err)
+	}
+	return s.entries(rows)
+}
+
+// Since returns up to limit entries with Seq > after, in order.
+func (s *Store) Since(ctx context.Context, after uint64, limit int) ([]store.Entry, error) {
+	rows, err := s.pool.Query(ctx, s.q.since, int64(min(after, 1<<63-1)), max(limit, 0))
+	if err != nil {
+		return nil, s.fail("journal", err)
+	}
+	return s.entries(rows)
+}
+
+// AddDead stores a dead letter under a new id.
+func (s *Store) AddDead(ctx context.Context, d store.DeadLetter) error {
+	if d.Time.IsZero() {
+		d.Time = time.Now()
+	}
+	body := d.Body
+	if body == nil {
+		body = []byte{}
+	}
+	_, err := s.pool.Exec(ctx, s.q.addDead, clean(d.Group), clean(d.Type), clean(d.EventID), clean(d.CorrelationID),
+		d.Attempts, clean(d.Reason), d.Time, body)
+	if err != nil {
+		return s.fail("dead letter", err)
+	}
+	return nil
+}
+
+func scanDead(row pgx.CollectableRow) (store.DeadLetter, error) {
+	var d store.DeadLetter
+	var id int64
+	err := row.Scan(&id, &d.Group, &d.Type, &d.EventID, &d.CorrelationID, &d.Attempts, &d.Reason, &d.Time, &d.Body)
+	d.ID = formatID(id)
+	return d, err
+}
+
+func noDead(id string) error {
+	return errorf(baton.NotFound, "dead letter "+id, "no such dead letter")
+}
+
+// Dead returns one dead letter.
+func (s *Store) Dead(ctx context.Context, id string) (store.DeadLetter, error) {
+	n, ok := parseID(id)
+	if !ok {
+		return store.DeadLetter{}, noDead(id)
+	}
+	rows, err := s.pool.Query(ctx, s.q.dead, n)
+	if err != nil {
+		return store.DeadLetter{}, s.fail("dead letter "+id, err)
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, scanDead)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, noDead(id)
+	}
+	if err != nil {
+		return d, s.fail("dead letter "+id, err)
+	}
+	return d, nil
+}
+
+// ListDead returns up to limit dead letters after the id after, oldest first.
+func (s *Store) ListDead(ctx context.Context, after string, limit int) ([]store.DeadLetter, error) {
+	var from int64
+	if after != "" {
+		n, ok := parseID(after)
+		if !ok {
+			return nil, noDead(after)
+		}
+		from = n
+	}
+	rows, err := s.pool.Query(ctx, s.q.listDead, from, max(limit, 0))
+	if err != nil {
+		return nil, s.fail("dead letters", err)
+	}
+	l, err := pgx.CollectRows(rows, scanDead)
+	if err != nil {
+		return nil, s.fail("dead letters", err)
+	}
+	return l, nil
+}
+
+// DropDead deletes one dead letter.
+func (s *Store) DropDead(ctx context.Context, id string) error {
+	n, ok := parseID(id)
+	if !ok {
+		return noDead(id)
+	}
+	tag, err := s.pool.Exec(ctx, s.q.dropDead, n)
+	if err != nil {
+		return s.fail("dead letter "+id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return noDead(id)
+	}
+	return nil
+}

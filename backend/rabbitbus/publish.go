@@ -1,0 +1,186 @@
+package rabbitbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/bus"
+)
+
+// outgoing is one message on its way to the broker.
+type outgoing struct {
+	exchange, key string
+	// mandatory is set for messages sent to a queue by name: the broker
+	// returns them if the queue is missing, and the returns are logged.
+	mandatory bool
+	pub       amqp.Publishing
+}
+
+// Publish sends msgs to the namespace's exchange, routed by type, and
+// returns once the broker has confirmed every one of them (persistent
+// messages in durable queues are confirmed once written to disk). Through an
+// outage it keeps trying for up to Config.PublishTimeout.
+func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	out := make([]outgoing, len(msgs))
+	for i, m := range msgs {
+		if m.Type == "" {
+			return baton.Errorf(baton.Invalid, "publish", "message %q has no type to route by", m.ID)
+		}
+		out[i] = outgoing{exchange: b.cfg.Namespace, key: m.Type, pub: encode(m)}
+	}
+	return b.send(ctx, "publish "+msgs[0].Type, out)
+}
+
+// PublishTo sends msgs to one group's queue only, through the default
+// exchange, declaring the queue if it does not exist yet (so that what is
+// sent to a group that has not subscribed yet waits for it).
+func (b *Bus) PublishTo(ctx context.Context, group string, msgs ...bus.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := checkGroup(group); err != nil {
+		return err
+	}
+	if err := b.declareGroupQueue(ctx, group); err != nil {
+		return err
+	}
+	q := b.queue(group)
+	out := make([]outgoing, len(msgs))
+	for i, m := range msgs {
+		out[i] = outgoing{key: q, mandatory: true, pub: encode(m)}
+	}
+	return b.send(ctx, "publish to "+group, out)
+}
+
+// send publishes out on the long-lived confirm channel, all at once, then
+// waits for all their confirms; what the broker nacks or what a lost
+// connection leaves unconfirmed is sent again, until the publish timeout.
+// A message sent twice this way is a duplicate the consumers' inbox absorbs.
+func (b *Bus) send(parent context.Context, op string, out []outgoing) error {
+	ctx, cancel := context.WithTimeout(parent, b.cfg.PublishTimeout)
+	defer cancel()
+	pending := out
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		ch, err := b.pubChannel(ctx)
+		if err != nil {
+			return b.sendError(parent, op, len(pending), len(out), err, lastErr)
+		}
+		failed := make([]bool, len(pending))
+		confs := make([]*amqp.DeferredConfirmation, 0, len(pending))
+		for i, o := range pending {
+			dc, err := ch.PublishWithDeferredConfirm(o.exchange, o.key, o.mandatory, false, o.pub)
+			if err != nil {
+				lastErr = err
+				for j := i; j < len(pending); j++ {
+					failed[j] = true
+				}
+				break
+			}
+			confs = append(confs, dc)
+		}
+		for i, dc := range confs {
+			select {
+			case <-dc.Done():
+				if !dc.Acked() {
+					failed[i] = true
+					lastErr = errors.New("the broker did not confirm a message (nack, or the channel closed)")
+				}
+			case <-ctx.Done():
+				return b.sendError(parent, op, len(pending), len(out), ctx.Err(), lastErr)
+			}
+		}
+		var again []outgoing
+		for i, f := range failed {
+			if f {
+				again = append(again, pending[i])
+			}
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		pending = again
+		select {
+		case <-time.After(backoff(attempt)):
+		case <-ctx.Done():
+			return b.sendError(parent, op, len(pending), len(out), ctx.Err(), lastErr)
+		case <-b.done:
+			return errClosed
+		}
+	}
+}
+
+func (b *Bus) sendError(parent context.Context, op string, unconfirmed, total int, err, last error) error {
+	if errors.Is(err, errClosed) {
+		return err
+	}
+	if parent.Err() != nil {
+		return fmt.Errorf("%s: %d of %d messages not confirmed by RabbitMQ: %w", op, unconfirmed, total, parent.Err())
+	}
+	if last == nil {
+		last = err
+	}
+	return baton.Errorf(baton.Unavailable, op,
+		"RabbitMQ at %s did not confirm %d of %d messages within the publish timeout (%v): %v",
+		b.redacted, unconfirmed, total, b.cfg.PublishTimeout, last)
+}
+
+// pubChannel returns the long-lived confirm channel, opening it on the
+// current connection when there is none or the one there was has closed.
+func (b *Bus) pubChannel(ctx context.Context) (*amqp.Channel, error) {
+	for {
+		conn, _, err := b.pub.wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.pmu.Lock()
+		if b.pch != nil && !b.pch.IsClosed() && b.pchConn == conn {
+			ch := b.pch
+			b.pmu.Unlock()
+			return ch, nil
+		}
+		ch, err := openConfirmChannel(conn)
+		if err == nil {
+			b.pch, b.pchConn = ch, conn
+			go b.logReturns(ch.NotifyReturn(make(chan amqp.Return, 16)))
+		}
+		b.pmu.Unlock()
+		if err == nil {
+			return ch, nil
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open a channel: %w (%w)", err, ctx.Err())
+		}
+	}
+}
+
+func openConfirmChannel(conn *amqp.Connection) (*amqp.Channel, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	return ch, nil
+}
+
+// logReturns reports messages the broker could not route to the queue they
+// were sent to by name; it ends when their channel closes.
+func (b *Bus) logReturns(returns <-chan amqp.Return) {
+	for r := range returns {
+		b.log.Error("RabbitMQ returned a message sent to a queue that does not exist",
+			"queue", r.RoutingKey, "type", r.Type, "event", r.MessageId, "reply", r.ReplyText)
+	}
+}

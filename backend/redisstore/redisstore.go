@@ -1,0 +1,188 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/store"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Expirer = (*Store)(nil)
+	_ store.Outbox  = (*Store)(nil)
+)
+
+// Config configures a Store. The zero value of every field but URL means its
+// documented default.
+type Config struct {
+	URL            string        // redis://[:password@]host:port/db or rediss://...; required
+	Prefix         string        // of every key; default "baton:"
+	InboxRetention time.Duration // how long inbox marks are kept; default 24h
+	Logger         *slog.Logger  // default: discard
+}
+
+// Store is a store.Store, store.Expirer and store.Outbox on Redis.
+type Store struct {
+	rdb       *redis.Client
+	cfg       Config
+	k         keys
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// keys are the fixed key names, and the prefixes of the others.
+type keys struct {
+	inbox, inboxExpiry                   string
+	timers, timerDue, timerPayload       string
+	journalSeq, journal, journalCorr     string
+	deadSeq, dead, deadIDs               string
+	run, runKeys                         string
+	runsCreated, runsFlow, runsStatus    string
+	runsKey, runsWake                    string
+	outbox, schedules, schedulesRevision string
+}
+
+func newKeys(p string) keys {
+	return keys{
+		inbox: p + "inbox:", inboxExpiry: p + "inbox:expiry",
+		timers: p + "timers", timerDue: p + "timers:due", timerPayload: p + "timers:payload",
+		journalSeq: p + "journal:seq", journal: p + "journal", journalCorr: p + "journal:corr:",
+		deadSeq: p + "dead:seq", dead: p + "dead", deadIDs: p + "dead:ids",
+		run: p + "run:", runKeys: p + "runs:keys",
+		runsCreated: p + "runs:created", runsFlow: p + "runs:flow:", runsStatus: p + "runs:status:",
+		runsKey: p + "runs:key:", runsWake: p + "runs:wake",
+		outbox: p + "outbox", schedules: p + "schedules", schedulesRevision: p + "schedules:rev",
+	}
+}
+
+const (
+	defaultPrefix    = "baton:"
+	defaultRetention = 24 * time.Hour
+)
+
+// Open connects to the Redis server at cfg.URL and checks that it answers.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.URL == "" {
+		return nil, baton.Errorf(baton.Invalid, "redisstore open", "no Redis URL given (e.g. redis://127.0.0.1:6379/0)")
+	}
+	opt, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, baton.Errorf(baton.Invalid, "redisstore open", "Redis URL: %w", err)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = defaultPrefix
+	}
+	if cfg.InboxRetention <= 0 {
+		cfg.InboxRetention = defaultRetention
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	rdb := redis.NewClient(opt)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, baton.Errorf(baton.Unavailable, "redisstore open", "cannot reach Redis at %s: %w", opt.Addr, err)
+	}
+	cfg.Logger.Debug("redisstore: connected", "addr", opt.Addr, "db", opt.DB, "prefix", cfg.Prefix)
+	return &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Prefix)}, nil
+}
+
+// Close closes the connections. Closing twice is not an error.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.rdb.Close() })
+	return s.closeErr
+}
+
+// fail translates a driver error into Baton's coded error: a server that is
+// away, loading, read-only or out of memory is Unavailable; any other error
+// reply is Internal (a bug or a key of the wrong type).
+func fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var be *baton.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	code := baton.Unavailable
+	var re redis.Error
+	if errors.As(err, &re) && !transient(re.Error()) {
+		code = baton.Internal
+	}
+	return &baton.Error{Code: code, Op: "redis " + op, Err: err}
+}
+
+func transient(reply string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "OOM", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "ERR max number of clients"} {
+		if strings.HasPrefix(reply, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func notFound(op, what string) error {
+	return &baton.Error{Code: baton.NotFound, Op: op, Err: errors.New("no such " + what)}
+}
+
+// corrupt is a stored value that does not decode.
+func corrupt(op string, err error) error {
+	return &baton.Error{Code: baton.Internal, Op: "redis " + op, Err: err}
+}
+
+// lenPrefixed joins two strings so that no two pairs give the same result.
+func lenPrefixed(a, b string) string {
+	return strconv.Itoa(len(a)) + ":" + a + ":" + b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// lexTime is a fixed-width encoding of t whose byte order is time order.
+func lexTime(t time.Time) string {
+	u := uint64(t.UnixNano()) ^ (1 << 63)
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hexDigits[u&0xf]
+		u >>= 4
+	}
+	return string(b[:])
+}
+
+// member is an entry of a time index: the time, then the id.
+func member(t time.Time, id string) string { return lexTime(t) + ":" + id }
+
+// parseMember splits an index member into its time and id.
+func parseMember(m string) (time.Time, string, bool) {
+	if len(m) < 17 || m[16] != ':' {
+		return time.Time{}, "", false
+	}
+	u, err := strconv.ParseUint(m[:16], 16, 64)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	return time.Unix(0, int64(u^(1<<63))).UTC(), m[17:], true
+}
+
+// strs converts a script's array reply.
+func strs(v any) []string {
+	a, _ := v.([]any)
+	out := make([]string, len(a))
+	for i, x := range a {
+		switch x := x.(type) {
+		case string:
+			out[i] = x
+		case int64:
+			out[i] = strconv.FormatInt(x, 10)
+		}
+	}
+	return out
+}
