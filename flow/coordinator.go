@@ -1,0 +1,709 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/event"
+	"github.com/batonhq/baton/store"
+)
+
+// DefaultGroup is the consumer group the coordinator receives its replies
+// in.
+const DefaultGroup = "baton.coordinator"
+
+// Config configures a Coordinator. Zero values mean the documented defaults.
+type Config struct {
+	Store     store.Store   // required
+	Transport bus.Transport // required; must deliver to one group (bus.GroupPublisher)
+	// Flows are the definitions the coordinator runs; several versions of
+	// one flow may be given.
+	Flows []Flow
+	// Services say which service handles each event type a step sends:
+	// the coordinator sends it to that service's consumer group.
+	Services []baton.Service
+	// Group is the consumer group replies come back to (default
+	// DefaultGroup). Coordinators sharing a store share it.
+	Group string
+	// Concurrency is how many replies are handled at once (default 128:
+	// each waits for its transition's write to be durable).
+	Concurrency int
+	// HTTP configures HTTP steps.
+	HTTP HTTPConfig
+	// Notifier hears about finished runs, refused starts and alerts.
+	Notifier Notifier
+	// Validate is the user's own check of a start, after the input schema.
+	Validate func(ctx context.Context, req StartRequest) error
+	// TimerPoll is how often runs with due timeouts, sleeps and retries are
+	// looked for (default 20ms).
+	TimerPoll time.Duration
+	Logger    *slog.Logger
+}
+
+// Coordinator runs flows. It is safe for concurrent use.
+type Coordinator struct {
+	cfg      Config
+	flows    map[string][]*Flow // by name, ascending versions
+	routes   map[string]string  // event type -> group
+	waits    map[string]bool    // event types some Wait step waits for
+	registry *event.Registry    // input schemas, as types flow.NAME.vN
+	http     *HTTPClient
+	seed     maphash.Seed
+	// stripes serialise the transitions of a run in this process and cache
+	// the runs they last saved, sparing a read and a decode per transition;
+	// a save another coordinator made meanwhile shows as a conflict, and
+	// the run is read again.
+	stripes [256]stripe
+
+	mu      sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	subs    []bus.Subscription
+	stopped chan struct{}
+	stop    sync.Once
+	kick    chan struct{} // a transition left messages in the store's outbox
+}
+
+var _ Starter = (*Coordinator)(nil)
+
+type stripe struct {
+	sync.Mutex
+	runs map[string]store.Run
+}
+
+// maxCachedPerStripe bounds the cache: past it a stripe forgets its runs.
+const maxCachedPerStripe = 1024
+
+func (c *Coordinator) stripe(id string) *stripe {
+	return &c.stripes[maphash.String(c.seed, id)%uint64(len(c.stripes))]
+}
+
+// remember caches a saved run; call it with the stripe locked.
+func (s *stripe) remember(r store.Run) {
+	if r.Status.Terminal() {
+		delete(s.runs, r.ID)
+		return
+	}
+	if s.runs == nil || len(s.runs) >= maxCachedPerStripe {
+		s.runs = make(map[string]store.Run)
+	}
+	s.runs[r.ID] = r
+}
+
+// clone copies a run deep enough for a transition to change it.
+func clone(r store.Run) store.Run {
+	steps := make(map[string]*store.StepState, len(r.Steps))
+	for k, v := range r.Steps {
+		st := *v
+		steps[k] = &st
+	}
+	r.Steps = steps
+	return r
+}
+
+// New validates cfg and the flows and returns a Coordinator.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Store == nil || cfg.Transport == nil {
+		return nil, baton.Errorf(baton.Invalid, "flow.New", "a Store and a Transport are required")
+	}
+	if _, ok := cfg.Transport.(bus.GroupPublisher); !ok {
+		return nil, baton.Errorf(baton.Invalid, "flow.New", "the transport cannot deliver to one consumer group, which steps need")
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 128
+	}
+	if cfg.TimerPoll <= 0 {
+		cfg.TimerPoll = 20 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{
+		cfg: cfg, flows: map[string][]*Flow{}, routes: map[string]string{}, waits: map[string]bool{},
+		registry: event.NewRegistry(), http: NewHTTPClient(cfg.HTTP), seed: maphash.MakeSeed(),
+		stopped: make(chan struct{}), kick: make(chan struct{}, 1),
+	}
+	for _, s := range cfg.Services {
+		for _, h := range s.Handlers {
+			if other, dup := c.routes[h.Type]; dup && other != s.Name {
+				return nil, baton.Errorf(baton.Invalid, "flow.New", "%s is handled by both %s and %s: a step could not know where to send it", h.Type, other, s.Name)
+			}
+			c.routes[h.Type] = s.Name
+		}
+	}
+	for i := range cfg.Flows {
+		f := &cfg.Flows[i]
+		if err := f.Validate(); err != nil {
+			return nil, err
+		}
+		for _, g := range c.flows[f.Name] {
+			if g.Version == f.Version {
+				return nil, baton.Errorf(baton.Invalid, "flow.New", "flow %s v%d is given twice", f.Name, f.Version)
+			}
+		}
+		c.flows[f.Name] = append(c.flows[f.Name], f)
+		if len(f.InputSchema) > 0 {
+			if err := c.registry.Schema(inputType(f), f.InputSchema); err != nil {
+				return nil, fmt.Errorf("flow %s v%d: input schema: %w", f.Name, f.Version, err)
+			}
+		}
+		for _, steps := range [][]Step{f.Steps, f.OnFailure} {
+			walkSteps(steps, func(s *Step) {
+				if s.Wait != nil {
+					c.waits[s.Wait.Type] = true
+				}
+			})
+		}
+	}
+	for _, fs := range c.flows {
+		sortByVersion(fs)
+	}
+	return c, nil
+}
+
+func inputType(f *Flow) string {
+	return fmt.Sprintf("flow.%s.v%d", strings.NewReplacer(".", "_").Replace(f.Name), f.Version)
+}
+
+func sortByVersion(fs []*Flow) {
+	for i := 1; i < len(fs); i++ {
+		for j := i; j > 0 && fs[j].Version < fs[j-1].Version; j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+		}
+	}
+}
+
+func walkSteps(steps []Step, fn func(*Step)) {
+	for i := range steps {
+		s := &steps[i]
+		fn(s)
+		if s.Parallel != nil {
+			for _, b := range s.Parallel.Branches {
+				walkSteps(b, fn)
+			}
+		}
+		for _, b := range s.Choice {
+			walkSteps(b.Steps, fn)
+		}
+		if s.Compensate != nil {
+			walkSteps([]Step{*s.Compensate}, fn)
+		}
+	}
+}
+
+// Flow returns the definition of a flow at a version (0: the latest).
+func (c *Coordinator) Flow(name string, version int) (*Flow, error) {
+	fs := c.flows[name]
+	if len(fs) == 0 {
+		return nil, &baton.Error{Code: baton.NotFound, Op: "flow " + name, Err: errors.New("no such flow")}
+	}
+	if version == 0 {
+		return fs[len(fs)-1], nil
+	}
+	for _, f := range fs {
+		if f.Version == version {
+			return f, nil
+		}
+	}
+	return nil, &baton.Error{Code: baton.NotFound, Op: fmt.Sprintf("flow %s v%d", name, version), Err: errors.New("no such version")}
+}
+
+// Flows lists the definitions, every version.
+func (c *Coordinator) Flows() []Flow {
+	var out []Flow
+	for _, fs := range c.flows {
+		for _, f := range fs {
+			out = append(out, *f)
+		}
+	}
+	return out
+}
+
+// Start subscribes to replies, starts the timer loop, and resumes the runs a
+// previous coordinator left under way (timers, HTTP calls).
+func (c *Coordinator) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return baton.Errorf(baton.Conflict, "start", "coordinator already started")
+	}
+	c.started = true
+	patterns := []string{bus.TypeStepFailed}
+	for t := range c.waits {
+		patterns = append(patterns, t)
+	}
+	var subs []bus.Subscription
+	for range c.cfg.Concurrency {
+		sub, err := c.cfg.Transport.Subscribe(ctx, c.cfg.Group, patterns)
+		if err != nil {
+			for _, s := range subs {
+				s.Close()
+			}
+			return fmt.Errorf("coordinator: subscribe %s: %w", c.cfg.Group, err)
+		}
+		subs = append(subs, sub)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel, c.subs = cancel, subs
+	if err := c.resume(ctx); err != nil {
+		cancel()
+		return err
+	}
+	for _, sub := range subs {
+		c.wg.Go(func() { c.receive(runCtx, sub) })
+	}
+	c.wg.Go(func() { c.timers(runCtx) })
+	if ob, ok := c.cfg.Store.(store.Outbox); ok {
+		c.wg.Go(func() { c.relay(runCtx, ob) })
+	}
+	return nil
+}
+
+// Stop stops taking replies and timers, waits for the transitions in flight
+// (or ctx), and closes the subscriptions. Idempotent.
+func (c *Coordinator) Stop(ctx context.Context) error {
+	var err error
+	c.stop.Do(func() {
+		c.mu.Lock()
+		cancel := c.cancel
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		done := make(chan struct{})
+		go func() { c.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("coordinator stop: transitions still in flight: %w", ctx.Err())
+		}
+		c.mu.Lock()
+		for _, s := range c.subs {
+			s.Close()
+		}
+		c.mu.Unlock()
+		close(c.stopped)
+	})
+	return err
+}
+
+// Stopped is closed when Stop has finished.
+func (c *Coordinator) Stopped() <-chan struct{} { return c.stopped }
+
+// StartRun validates a request (the flow exists, the input satisfies the
+// flow's schema, the user's Validate hook agrees), then records the run and
+// dispatches its first steps in one write. Starting a key the flow already
+// has returns that run, created false. A refused start is a baton.Invalid
+// (or NotFound) error and is told to the notifier.
+func (c *Coordinator) StartRun(ctx context.Context, req StartRequest) (store.Run, bool, error) {
+	f, err := c.checkStart(ctx, req)
+	if err != nil {
+		if c.cfg.Notifier != nil {
+			r := req
+			c.cfg.Notifier.Notify(ctx, Notification{Kind: InputInvalid, Time: time.Now(), Message: err.Error(), Request: &r})
+		}
+		return store.Run{}, false, err
+	}
+	now := time.Now().UTC()
+	id := "r-" + event.NewID()
+	key := req.Key
+	if key == "" {
+		key = id
+	}
+	input := req.Input
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+	data, _ := json.Marshal(map[string]json.RawMessage{"input": input})
+	run := store.Run{ID: id, Flow: f.Name, Version: f.Version, Key: key, Status: store.RunRunning,
+		Created: now, Updated: now, Input: input, Data: data, Steps: map[string]*store.StepState{}}
+	x := c.exec(&run, f, now)
+	x.advance()
+	stored, created, err := c.cfg.Store.CreateRun(ctx, run, x.sending())
+	if err != nil || !created {
+		return stored, false, err
+	}
+	st := c.stripe(stored.ID)
+	st.Lock()
+	if _, moved := st.runs[stored.ID]; !moved { // a reply may have come first
+		st.remember(stored)
+	}
+	st.Unlock()
+	c.after(ctx, x, stored)
+	return stored, true, nil
+}
+
+func (c *Coordinator) checkStart(ctx context.Context, req StartRequest) (*Flow, error) {
+	f, err := c.Flow(req.Flow, req.Version)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Input) > 0 && !json.Valid(req.Input) {
+		return nil, baton.Errorf(baton.Invalid, "start "+f.Name, "the input is not valid JSON")
+	}
+	if len(f.InputSchema) > 0 {
+		in := req.Input
+		if len(in) == 0 {
+			in = json.RawMessage("null")
+		}
+		t := inputType(f)
+		if _, err := c.registry.Prepare(baton.Event{Type: t, Data: in}, t); err != nil {
+			return nil, baton.Errorf(baton.Invalid, "start "+f.Name, "the input does not satisfy the flow's schema: %v", err)
+		}
+	}
+	if c.cfg.Validate != nil {
+		if err := c.cfg.Validate(ctx, req); err != nil {
+			return nil, &baton.Error{Code: baton.Invalid, Op: "start " + f.Name, Err: err}
+		}
+	}
+	return f, nil
+}
+
+// Run returns one run.
+func (c *Coordinator) Run(ctx context.Context, id string) (store.Run, error) {
+	return c.cfg.Store.Run(ctx, id)
+}
+
+// Runs lists runs.
+func (c *Coordinator) Runs(ctx context.Context, q store.RunQuery) ([]store.Run, error) {
+	return c.cfg.Store.ListRuns(ctx, q)
+}
+
+// Cancel cancels a run: the steps under way are abandoned, the completed
+// steps are compensated, and the run ends cancelled. Cancelling a finished
+// run, or one already compensating (after a failure or an earlier cancel),
+// is a Conflict error.
+func (c *Coordinator) Cancel(ctx context.Context, id, reason string) (store.Run, error) {
+	return c.transition(ctx, id, func(x *exec) error {
+		if x.run.Status.Terminal() {
+			return baton.Errorf(baton.Conflict, "cancel "+id, "the run already ended %s", x.run.Status)
+		}
+		if x.run.Status == store.RunCompensating {
+			// Abandoning the compensation under way would leave its step
+			// undone yet marked compensated.
+			return baton.Errorf(baton.Conflict, "cancel "+id, "the run is already compensating its completed steps")
+		}
+		if reason == "" {
+			reason = "cancelled on request"
+		}
+		x.cancel(reason)
+		return nil
+	})
+}
+
+// Signal delivers an external event to a run waiting for its type. A run
+// not waiting for it is a Conflict error.
+func (c *Coordinator) Signal(ctx context.Context, id string, e baton.Event) (store.Run, error) {
+	if _, _, err := event.ParseType(e.Type); err != nil {
+		return store.Run{}, err
+	}
+	if len(e.Data) > 0 && !json.Valid(e.Data) {
+		return store.Run{}, baton.Errorf(baton.Invalid, "signal "+id, "the event's data is not valid JSON")
+	}
+	return c.transition(ctx, id, func(x *exec) error {
+		if !x.signal(e) {
+			return baton.Errorf(baton.Conflict, "signal "+id, "the run is not waiting for %s", e.Type)
+		}
+		return nil
+	})
+}
+
+// transition applies fn to the run under a per-run lock, advances it and
+// saves it with what it sends; a concurrent save by another coordinator
+// makes it start over from the stored run.
+func (c *Coordinator) transition(ctx context.Context, id string, fn func(*exec) error) (store.Run, error) {
+	run, _, err := c.transitionAcking(ctx, id, fn, nil)
+	return run, err
+}
+
+// acker is implemented by stores that are also the transport: a transition
+// and the acknowledgement of the reply that caused it are then one write.
+type acker interface {
+	SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error)
+}
+
+// transitionAcking is transition for a reply d, which it acknowledges with
+// the save when the store can (acked says whether it did).
+func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*exec) error, d *bus.Delivery) (_ store.Run, acked bool, _ error) {
+	s := c.stripe(id)
+	s.Lock()
+	defer s.Unlock()
+	for attempt := 1; ; attempt++ {
+		run, cached := s.runs[id]
+		if cached {
+			run = clone(run)
+		} else {
+			var err error
+			if run, err = c.cfg.Store.Run(ctx, id); err != nil {
+				return run, false, err
+			}
+		}
+		f, err := c.Flow(run.Flow, run.Version)
+		if err != nil {
+			return run, false, fmt.Errorf("run %s: %w", id, err)
+		}
+		now := time.Now().UTC()
+		x := c.exec(&run, f, now)
+		if err := fn(x); err != nil {
+			if cached {
+				// Judged on a copy another coordinator may have moved on
+				// from: judge again on the stored run.
+				delete(s.runs, id)
+				continue
+			}
+			return run, false, err
+		}
+		if !x.changed {
+			if cached {
+				delete(s.runs, id)
+				continue
+			}
+			return run, false, nil
+		}
+		x.advance()
+		run.Updated = now
+		var saved store.Run
+		a, ok := c.cfg.Store.(acker)
+		if ok && d != nil {
+			saved, err = a.SaveRunAcking(ctx, run, x.sending(), *d)
+		} else {
+			saved, err = c.cfg.Store.SaveRun(ctx, run, x.sending())
+		}
+		if baton.ErrorCode(err) == baton.Conflict && attempt < 10 {
+			delete(s.runs, id)
+			continue
+		}
+		if err != nil {
+			delete(s.runs, id)
+			return run, false, err
+		}
+		s.remember(saved)
+		c.after(ctx, x, saved)
+		return saved, ok && d != nil, nil
+	}
+}
+
+// after does what a saved transition asks: timers, HTTP calls,
+// notifications.
+func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
+	for _, call := range x.calls {
+		c.wg.Go(func() { c.callHTTP(run.ID, call) })
+	}
+	if c.cfg.Notifier != nil {
+		for _, n := range x.notes {
+			n.Run = &run
+			c.cfg.Notifier.Notify(ctx, n)
+		}
+	}
+	if run.Status.Terminal() {
+		c.http.Forget(run.ID)
+	}
+	if len(x.out) > 0 {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// relayPoll is how often the outbox is looked at when no transition has
+// said it holds something: what a crashed coordinator left is sent then.
+const relayPoll = time.Second
+
+// relay publishes what transitions left in a store's outbox: a store that is
+// not the transport keeps the messages a transition sends, written with it,
+// until they are sent. A message sent twice (a crash before MarkSent, or two
+// coordinators relaying at once) keeps its id, and the consumers' inboxes
+// skip the copy.
+func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
+	gp := c.cfg.Transport.(bus.GroupPublisher) // checked in New
+	t := time.NewTicker(relayPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+		work := context.WithoutCancel(ctx)
+		for {
+			pending, err := ob.PendingOutbound(work, 256)
+			if err != nil {
+				c.cfg.Logger.Error("coordinator: read the outbox; retrying", "err", err)
+				break
+			}
+			if len(pending) == 0 {
+				break
+			}
+			ids := make([]string, 0, len(pending))
+			for _, p := range pending {
+				m := bus.Message{Type: p.Type, ID: p.Outbound.ID, Body: p.Body}
+				if p.Group != "" {
+					err = gp.PublishTo(work, p.Group, m)
+				} else {
+					err = c.cfg.Transport.Publish(work, m)
+				}
+				if err != nil {
+					break
+				}
+				ids = append(ids, p.ID)
+			}
+			if merr := ob.MarkSent(work, ids...); merr != nil && err == nil {
+				err = merr
+			}
+			if err != nil {
+				c.cfg.Logger.Error("coordinator: send the outbox; retrying", "err", err)
+				break
+			}
+		}
+	}
+}
+
+func (c *Coordinator) callHTTP(runID string, call pendingCall) {
+	ctx := context.Background()
+	callCtx, cancel := context.WithTimeout(ctx, call.timeout)
+	result, vars, err := c.http.Call(callCtx, runID, call.call, call.data)
+	cancel()
+	_, terr := c.transition(ctx, runID, func(x *exec) error {
+		x.httpDone(call.path, call.attempt, result, vars, err)
+		return nil
+	})
+	if terr != nil {
+		c.cfg.Logger.Error("record an HTTP step's result", "run", runID, "step", call.path, "err", terr)
+	}
+}
+
+// receive handles replies and external events.
+func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
+	for ctx.Err() == nil {
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.cfg.Logger.Error("coordinator receive", "err", err)
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		work := context.WithoutCancel(ctx)
+		acked, err := c.deliver(work, d)
+		if err != nil {
+			c.cfg.Logger.Error("coordinator: handle a reply; it will be redelivered", "type", d.Type, "id", d.ID, "err", err)
+			sub.Nack(work, d, time.Second)
+			continue
+		}
+		if acked {
+			continue
+		}
+		if err := sub.Ack(work, d); err != nil {
+			c.cfg.Logger.Error("coordinator: ack a reply", "type", d.Type, "id", d.ID, "err", err)
+		}
+	}
+}
+
+// deliver routes one message: a step's reply (its causation id names the
+// command), or an external event for the runs waiting for its type.
+// It reports whether the delivery was acknowledged with the transition.
+func (c *Coordinator) deliver(ctx context.Context, d bus.Delivery) (bool, error) {
+	e, err := event.Unmarshal(d.Body)
+	if err != nil {
+		c.cfg.Logger.Warn("coordinator: dropping an undecodable message", "type", d.Type, "err", err)
+		return false, nil
+	}
+	if runID, path, attempt, ok := parseCommandID(e.CausationID); ok {
+		_, acked, err := c.transitionAcking(ctx, runID, func(x *exec) error {
+			x.reply(path, attempt, e)
+			return nil
+		}, &d)
+		if errors.Is(err, baton.ErrNotFound) {
+			return false, nil
+		}
+		return acked, err
+	}
+	if !c.waits[e.Type] || e.CorrelationID == "" {
+		return false, nil
+	}
+	runs, err := c.cfg.Store.ListRuns(ctx, store.RunQuery{Key: e.CorrelationID})
+	if err != nil {
+		return false, err
+	}
+	for _, r := range runs {
+		if r.Status.Terminal() {
+			continue
+		}
+		if _, err := c.Signal(ctx, r.ID, e); err != nil && baton.ErrorCode(err) != baton.Conflict {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// timers wakes the runs whose timeouts, sleeps or retries have come due.
+func (c *Coordinator) timers(ctx context.Context) {
+	t := time.NewTicker(c.cfg.TimerPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		due, err := c.cfg.Store.DueRuns(ctx, time.Now(), 256)
+		if err != nil {
+			c.cfg.Logger.Error("coordinator: due runs", "err", err)
+			continue
+		}
+		work := context.WithoutCancel(ctx)
+		for _, r := range due {
+			_, err := c.transition(work, r.ID, func(x *exec) error {
+				x.tick()
+				return nil
+			})
+			if err != nil && !errors.Is(err, baton.ErrNotFound) {
+				c.cfg.Logger.Error("coordinator: wake run", "run", r.ID, "err", err)
+			}
+		}
+	}
+}
+
+// resume restarts the HTTP calls a stopped coordinator left in flight.
+func (c *Coordinator) resume(ctx context.Context) error {
+	for _, status := range []store.RunStatus{store.RunRunning, store.RunCompensating} {
+		after := ""
+		for {
+			runs, err := c.cfg.Store.ListRuns(ctx, store.RunQuery{Status: status, After: after, Limit: 500})
+			if err != nil {
+				return fmt.Errorf("coordinator: resume runs: %w", err)
+			}
+			for i := range runs {
+				run := &runs[i]
+				f, err := c.Flow(run.Flow, run.Version)
+				if err != nil {
+					c.cfg.Logger.Error("coordinator: cannot resume a run of an unknown flow version", "run", run.ID, "flow", run.Flow, "version", run.Version)
+					continue
+				}
+				x := c.exec(run, f, time.Now().UTC())
+				x.resume()
+				c.after(ctx, x, *run)
+			}
+			if len(runs) < 500 {
+				break
+			}
+			after = runs[len(runs)-1].ID
+		}
+	}
+	return nil
+}
