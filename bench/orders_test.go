@@ -1,0 +1,249 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/backend/embedded"
+	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/examples/orders/orchestration"
+	"github.com/batonhq/baton/flow"
+)
+
+// orderFlow is the order flow on a fresh data directory, choreographed or,
+// with co set, orchestrated over the same services, with the time each order
+// was placed and finished.
+type orderFlow struct {
+	b  *embedded.Backend
+	rt *bus.Runtime
+	co *flow.Coordinator
+
+	mu       sync.Mutex
+	placed   map[string]time.Time
+	finished map[string]time.Duration
+	done     chan struct{}
+	want     int
+}
+
+// start starts the services, and the coordinator when orchestrated.
+func (f *orderFlow) start(tb testing.TB) {
+	if err := f.rt.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	if f.co != nil {
+		if err := f.co.Start(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// openFlow opens the order flow without starting anything; orchestrated
+// adds a coordinator running the order flow over the services.
+func openFlow(tb testing.TB, want int, orchestrated bool) *orderFlow {
+	b, err := embedded.Open(embedded.Config{Dir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rt, err := bus.New(bus.Config{Transport: b, Store: b})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &orderFlow{b: b, rt: rt, placed: map[string]time.Time{}, finished: map[string]time.Duration{}, done: make(chan struct{}), want: want}
+	ledger, _ := orders.NewLedger("")
+	services := orders.Services(ledger, orders.Faults{})
+	for _, s := range services {
+		if s.Name == "order" {
+			for i := range s.Handlers {
+				s.Handlers[i].Func = f.observe(s.Handlers[i].Func)
+			}
+		}
+		if err := rt.Register(s); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if orchestrated {
+		if f.co, err = flow.New(flow.Config{Store: b, Transport: b, Flows: []flow.Flow{orchestration.Flow()}, Services: services}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(func() {
+		if f.co != nil {
+			f.co.Stop(context.Background())
+		}
+		rt.Stop(context.Background())
+		b.Close()
+	})
+	return f
+}
+
+// observe wraps a terminal handler to note when each order finished.
+func (f *orderFlow) observe(h baton.HandlerFunc) baton.HandlerFunc {
+	return func(ctx context.Context, e baton.Event) ([]baton.Event, error) {
+		out, err := h(ctx, e)
+		if err == nil {
+			f.mu.Lock()
+			if _, ok := f.finished[e.Subject]; !ok {
+				f.finished[e.Subject] = time.Since(f.placed[e.Subject])
+				if len(f.finished) == f.want {
+					close(f.done)
+				}
+			}
+			f.mu.Unlock()
+		}
+		return out, err
+	}
+}
+
+func (f *orderFlow) place(tb testing.TB, from, n int) {
+	if f.co != nil {
+		f.startRuns(tb, from, n)
+		return
+	}
+	events := make([]baton.Event, 0, n)
+	now := time.Now()
+	f.mu.Lock()
+	for i := from; i < from+n; i++ {
+		o := orders.NewOrder(i)
+		e, err := o.Event()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		e.ID, e.CorrelationID = "place-"+o.OrderID, o.OrderID
+		events = append(events, e)
+		f.placed[o.OrderID] = now
+	}
+	f.mu.Unlock()
+	if err := f.rt.Publish(context.Background(), events...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// startRuns starts the order flow for n orders from from, from several
+// goroutines: each start is its own write.
+func (f *orderFlow) startRuns(tb testing.TB, from, n int) {
+	var wg sync.WaitGroup
+	const starters = 16
+	for g := range starters {
+		wg.Go(func() {
+			for i := from + g; i < from+n; i += starters {
+				o := orders.NewOrder(i)
+				in, _ := json.Marshal(o)
+				f.mu.Lock()
+				f.placed[o.OrderID] = time.Now()
+				f.mu.Unlock()
+				if _, _, err := f.co.StartRun(context.Background(), flow.StartRequest{Flow: "order", Key: o.OrderID, Input: in}); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (f *orderFlow) wait(tb testing.TB) {
+	select {
+	case <-f.done:
+	case <-time.After(5 * time.Minute):
+		tb.Fatalf("only %d of %d orders finished", len(f.finished), f.want)
+	}
+}
+
+func (f *orderFlow) latencies() (p50, p99 time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ls := make([]time.Duration, 0, len(f.finished))
+	for _, d := range f.finished {
+		ls = append(ls, d)
+	}
+	slices.Sort(ls)
+	return ls[len(ls)/2], ls[len(ls)*99/100]
+}
+
+var styles = []struct {
+	name         string
+	orchestrated bool
+}{{"choreography", false}, {"orchestration", true}}
+
+// BenchmarkOrderFlow places b.N orders as fast as it can, from four
+// placers, and reports orders/s through the four services, in each style.
+func BenchmarkOrderFlow(b *testing.B) {
+	for _, st := range styles {
+		b.Run(st.name, func(b *testing.B) { benchmarkOrderFlow(b, st.orchestrated) })
+	}
+}
+
+func benchmarkOrderFlow(b *testing.B, orchestrated bool) {
+	f := openFlow(b, b.N, orchestrated)
+	f.start(b)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	const publishers, batch = 4, 100
+	for p := range publishers {
+		wg.Go(func() {
+			for i := p * batch; i < b.N; i += publishers * batch {
+				f.place(b, i, min(batch, b.N-i))
+			}
+		})
+	}
+	wg.Wait()
+	f.wait(b)
+	el := time.Since(start)
+	b.ReportMetric(float64(b.N)/el.Seconds(), "orders/s")
+	p50, p99 := f.latencies()
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkOrderBacklog places b.N orders before the services start, then
+// reports orders/s while they work through the backlog.
+func BenchmarkOrderBacklog(b *testing.B) {
+	f := openFlow(b, b.N, false)
+	// Declare the groups so the placed orders are kept for them.
+	for _, g := range []string{"payment"} {
+		if _, err := f.b.Subscribe(context.Background(), g, []string{"order.placed.*", "inventory.failed.*"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < b.N; i += 500 {
+		f.place(b, i, min(500, b.N-i))
+	}
+	b.ResetTimer()
+	start := time.Now()
+	f.start(b)
+	f.wait(b)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "orders/s")
+}
+
+// BenchmarkOrderLatency offers a fixed load of 1000 orders/s, in batches of
+// ten every 10ms, and reports the end-to-end latency from placing an order
+// to the order service closing it, in each style.
+func BenchmarkOrderLatency(b *testing.B) {
+	for _, st := range styles {
+		b.Run(st.name, func(b *testing.B) { benchmarkOrderLatency(b, st.orchestrated) })
+	}
+}
+
+func benchmarkOrderLatency(b *testing.B, orchestrated bool) {
+	const rate = 1000
+	f := openFlow(b, b.N, orchestrated)
+	f.start(b)
+	b.ResetTimer()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < b.N; i += rate / 100 {
+		<-tick.C
+		f.place(b, i, min(rate/100, b.N-i))
+	}
+	f.wait(b)
+	p50, p99 := f.latencies()
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+}

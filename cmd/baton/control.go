@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/store"
+)
+
+// control serves the API on the unix socket DIR/baton.sock while this
+// process holds the data directory, so status, dlq and tail reach it.
+type control struct {
+	path   string
+	srv    *http.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// serveControl starts serving. The caller holds the data directory, so a
+// socket file already there is a stale one from a process that died.
+func serveControl(dir string, s store.Store, t bus.Transport) (*control, error) {
+	return serveControlHandler(dir, api.NewHandler(s, t))
+}
+
+// serveControlHandler serves h on the control socket of dir.
+func serveControlHandler(dir string, h http.Handler) (*control, error) {
+	path := filepath.Join(dir, socketName)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	// The API can drop dead letters: only this user may connect.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	c := &control{
+		path:   path,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		srv: &http.Server{
+			Handler:           h,
+			BaseContext:       func(net.Listener) context.Context { return base },
+			ReadHeaderTimeout: 10 * time.Second,
+		},
+	}
+	go func() {
+		defer close(c.done)
+		_ = c.srv.Serve(ln) // returns when closed
+	}()
+	return c, nil
+}
+
+// close ends long polls, waits for requests in flight until ctx ends, and
+// removes the socket.
+func (c *control) close(ctx context.Context) {
+	c.cancel()
+	if err := c.srv.Shutdown(ctx); err != nil {
+		c.srv.Close()
+	}
+	<-c.done
+	os.Remove(c.path)
+}

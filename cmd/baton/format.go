@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/batonhq/baton/store"
+)
+
+// shortID shortens the hex ids the runtime derives for emitted events to
+// their first 8 digits; readable ids ("place-o-000017") stay whole.
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:8]
+	}
+	return id
+}
+
+// who is the group that handled an entry's event, or for a published event,
+// its source.
+func who(e store.Entry) string {
+	if e.Group != "" {
+		return e.Group
+	}
+	return e.Source
+}
+
+func attempt(e store.Entry) string {
+	if e.Attempt == 0 {
+		return ""
+	}
+	return "#" + strconv.Itoa(e.Attempt)
+}
+
+// took formats a handler's duration; zero is blank.
+func took(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return ""
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// since formats the time from a transaction's first entry: "+0.8ms".
+func since(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("+%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("+%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("+%.2fs", d.Seconds())
+	}
+	return "+" + d.Round(time.Second).String()
+}
+
+// detail is the error of an entry, or the ids of the events it caused.
+func detail(e store.Entry) string {
+	if e.Error != "" {
+		return e.Error
+	}
+	if len(e.Caused) == 0 {
+		return ""
+	}
+	ids := make([]string, len(e.Caused))
+	for i, id := range e.Caused {
+		ids[i] = shortID(id)
+	}
+	return "→ " + strings.Join(ids, ", ")
+}
+
+// columns are an entry's fields after its time, as status and tail print them.
+func columns(e store.Entry) []string {
+	return []string{string(e.Outcome), e.EventType, shortID(e.EventID), who(e), attempt(e), took(e.Duration), detail(e)}
+}
+
+var columnNames = []string{"OUTCOME", "EVENT", "ID", "GROUP", "TRY", "TOOK", "DETAIL"}
+
+// describe says in words what one entry records.
+func describe(e store.Entry) string {
+	s := string(e.Outcome) + " " + e.EventType
+	switch e.Outcome {
+	case store.Published:
+		if e.Source != "" {
+			s += " by " + e.Source
+		}
+	case store.Replayed:
+		if e.Group != "" {
+			s += " (dead letter of " + e.Group + ")"
+		}
+	default:
+		if e.Group != "" {
+			s += " in " + e.Group
+		}
+		if e.Attempt > 0 {
+			s += fmt.Sprintf(" (attempt %d)", e.Attempt)
+		}
+	}
+	if e.Error != "" {
+		s += ": " + e.Error
+	}
+	return s
+}
+
+// typeName is an event type without its version: "order.completed".
+func typeName(typ string) string {
+	if i := strings.LastIndex(typ, ".v"); i > 0 {
+		if _, err := strconv.Atoi(typ[i+2:]); err == nil {
+			return typ[:i]
+		}
+	}
+	return typ
+}
+
+// verdict says where a transaction stands. It ended when an event whose name
+// ends in .completed or .cancelled was published; it stopped when an event
+// was dead-lettered and not replayed since.
+func verdict(h []store.Entry) string {
+	for _, e := range h {
+		if e.Outcome != store.Published {
+			continue
+		}
+		switch name := typeName(e.EventType); {
+		case strings.HasSuffix(name, ".completed"):
+			return "completed"
+		case strings.HasSuffix(name, ".cancelled"), strings.HasSuffix(name, ".canceled"):
+			return "cancelled"
+		}
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		e := h[i]
+		if e.Outcome == store.Replayed {
+			break
+		}
+		if e.Outcome == store.DeadLettered {
+			return fmt.Sprintf("dead-lettered: %s (group %s, event %s; see baton dlq list)", e.Error, e.Group, shortID(e.EventID))
+		}
+	}
+	if len(h) == 0 {
+		return "unknown"
+	}
+	return "in progress: last step: " + describe(h[len(h)-1])
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printEmpty begins printing a list: as JSON it prints all of it (none as
+// []), and in text it says "no " + what when there is none. done is true
+// when nothing is left to print.
+func printEmpty[T any](w io.Writer, list []T, asJSON bool, what string) (done bool, err error) {
+	if asJSON {
+		if list == nil {
+			list = []T{}
+		}
+		return true, printJSON(w, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(w, "no "+what)
+		return true, nil
+	}
+	return false, nil
+}
+
+// table writes rows in aligned columns, with no trailing blanks.
+func table(w io.Writer, rows [][]string) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(buf.String()) {
+		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,468 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/backend/embedded"
+	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/event"
+	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/examples/orders/orchestration"
+	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/notify"
+	"github.com/batonhq/baton/store"
+)
+
+// serverConfig is what baton server's flags set.
+type serverConfig struct {
+	data          string
+	addr          string
+	tokens        []string
+	flowFiles     []string
+	routes        []string
+	webhooks      []string
+	webhookSecret string
+	orders        bool
+	failRate      float64
+	stopTimeout   time.Duration
+	backends      backendConfig
+}
+
+// listFlag is a flag that may be repeated.
+type listFlag struct{ values *[]string }
+
+func (l listFlag) String() string {
+	if l.values == nil {
+		return ""
+	}
+	return strings.Join(*l.values, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	*l.values = append(*l.values, s)
+	return nil
+}
+
+func runServer(ctx context.Context, e *env, args []string) error {
+	f := newFlags("server", "run the coordinator, the order services and the HTTP API", "[flags]", `
+Runs Baton on the embedded backend in the data directory --data (or on the
+backends --bus and --store name, below): the order,
+payment, inventory and notification services of the orders example, a
+coordinator running the order flow over the same services (and the flows of
+--flows files), the schedules, notifications (a server-sent-events stream
+and --webhook endpoints), and the HTTP API on --addr (docs/api.md).
+
+The API listens on 127.0.0.1:7070 by default: loopback only. To listen on
+another interface, give a token (--token, or BATON_TOKEN): without one the
+server refuses to start. With tokens, every /v1 request needs
+"Authorization: Bearer TOKEN"; /healthz and /readyz stay open. The server
+also serves the API, without a token, on the control socket DIR/baton.sock,
+which only this user may open: baton status, dlq, tail, run and schedule
+with --data DIR reach it there.
+
+Webhooks get run.completed, run.failed and dead_letter notifications as
+JSON POSTs signed with HMAC-SHA256 (header Baton-Signature) using
+--webhook-secret (or BATON_WEBHOOK_SECRET), retried with backoff.
+
+A --flows file holds flow definitions in YAML or JSON (one flow, a list, or
+{"flows": [...]}; docs/orchestration.md shows one). A step that sends a type no
+service here handles needs a --route TYPE=GROUP: the coordinator sends it to
+the consumer group GROUP, where it waits for a process that runs GROUP's
+handlers.
+
+Ctrl-C (or SIGTERM) stops gracefully, in this order: stop taking requests,
+stop the notification hub (ending event streams, flushing webhooks), stop
+the schedules and the coordinator, stop the services, close the data
+directory.
+
+--bus picks the transport and --store the store, by the URL's scheme (or
+BATON_BUS and BATON_STORE; the flags win): embedded (the default, in --data),
+nats://, amqp:// or rabbitmq:// for the bus; embedded, postgres:// or
+redis:// for the store. The embedded backend is both or neither: a NATS or
+RabbitMQ bus needs a PostgreSQL or Redis store. --namespace (or
+BATON_NAMESPACE) names the NATS stream, RabbitMQ exchange, PostgreSQL schema
+and Redis key prefix. On those backends --data only keeps the ledger of the
+order services, and there is no control socket: reach the server over HTTP
+with --server.`,
+		"baton server",
+		"baton server --data ./baton-data --fail-rate 0.1",
+		"baton server --addr 0.0.0.0:7070 --token $(cat token.txt)",
+		"baton server --webhook https://hooks.example.com/baton --webhook-secret s3cret",
+		"baton server --flows approvals.json --route approval.requested.v1=approvals",
+		"baton server --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
+		"baton server --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	cfg := serverConfig{orders: true}
+	f.StringVar(&cfg.data, "data", "baton-data", "keep the data in `DIR` (created if missing)")
+	f.StringVar(&cfg.addr, "addr", api.DefaultAddr, "serve the HTTP API on `HOST:PORT`")
+	f.Var(listFlag{&cfg.tokens}, "token", "accept the bearer `TOKEN` (repeat for several; default: BATON_TOKEN, comma-separated; none: loopback only)")
+	f.Var(listFlag{&cfg.flowFiles}, "flows", "also run the flows defined in `FILE` (YAML or JSON; repeatable) (default none)")
+	f.Var(listFlag{&cfg.routes}, "route", "send steps of event type TYPE to the consumer group GROUP, as `TYPE=GROUP` (repeatable) (default none)")
+	f.Var(listFlag{&cfg.webhooks}, "webhook", "POST notifications to `URL` (repeatable) (default none)")
+	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET` (default: BATON_WEBHOOK_SECRET)")
+	f.BoolVar(&cfg.orders, "orders", true, "run the order services and the order flow (--orders=false: only --flows)")
+	f.Float64Var(&cfg.failRate, "fail-rate", 0, "share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
+	f.DurationVar(&cfg.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, wait up to `D` for each part to finish its work")
+	backends := f.backendFlags()
+	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+		return err
+	}
+	if err := backends.fromEnv(e, "server"); err != nil {
+		return err
+	}
+	cfg.backends = *backends
+	if len(cfg.tokens) == 0 {
+		for t := range strings.SplitSeq(e.env(envToken), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				cfg.tokens = append(cfg.tokens, t)
+			}
+		}
+	}
+	if cfg.webhookSecret == "" {
+		cfg.webhookSecret = e.env(envWebhookSecret)
+	}
+	switch {
+	case cfg.data == "":
+		return usagef("server: --data: give a directory")
+	case cfg.failRate < 0 || cfg.failRate > 1:
+		return usagef("server: --fail-rate %v: give a share from 0 to 1", cfg.failRate)
+	case len(cfg.webhooks) > 0 && cfg.webhookSecret == "":
+		return usagef("server: --webhook needs --webhook-secret (or %s): receivers verify the signature with it", envWebhookSecret)
+	case cfg.stopTimeout <= 0:
+		return usagef("server: --stop-timeout %v: give a positive duration", cfg.stopTimeout)
+	}
+	for _, t := range cfg.tokens {
+		if t == "" {
+			return usagef("server: --token: an empty token would let anyone in")
+		}
+	}
+	if !api.Loopback(cfg.addr) && len(cfg.tokens) == 0 {
+		return usagef("server: --addr %s is not loopback, and no token is set: set --token (or %s), or listen on 127.0.0.1", cfg.addr, envToken)
+	}
+	return serve(ctx, e, cfg)
+}
+
+// routeServices turns --route TYPE=GROUP flags into services the
+// coordinator routes by; their handlers run elsewhere.
+func routeServices(routes []string) ([]baton.Service, error) {
+	byGroup := map[string]*baton.Service{}
+	var order []string
+	for _, r := range routes {
+		typ, group, ok := strings.Cut(r, "=")
+		typ, group = strings.TrimSpace(typ), strings.TrimSpace(group)
+		if !ok || typ == "" || group == "" {
+			return nil, usagef("server: --route %q: give TYPE=GROUP, such as approval.requested.v1=approvals", r)
+		}
+		if _, _, err := event.ParseType(typ); err != nil {
+			return nil, usagef("server: --route %q: %v", r, err)
+		}
+		s := byGroup[group]
+		if s == nil {
+			s = &baton.Service{Name: group}
+			byGroup[group] = s
+			order = append(order, group)
+		}
+		s.Handlers = append(s.Handlers, baton.Handler{Type: typ})
+	}
+	out := make([]baton.Service, 0, len(order))
+	for _, g := range order {
+		out = append(out, *byGroup[g])
+	}
+	return out, nil
+}
+
+// serve runs the server until ctx ends.
+func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
+	routed, err := routeServices(cfg.routes)
+	if err != nil {
+		return err
+	}
+	var flows []flow.Flow
+	if cfg.orders {
+		flows = append(flows, orchestration.Flow())
+	}
+	for _, path := range cfg.flowFiles {
+		fs, err := flow.LoadFile(path)
+		if err != nil {
+			return fmt.Errorf("--flows: %w", err)
+		}
+		flows = append(flows, fs...)
+	}
+	if len(flows) == 0 {
+		return usagef("server: no flows to run: give --flows FILE, or keep the order flow (--orders)")
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+		return err
+	}
+	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
+	if err != nil {
+		if b, s, _ := pickBackends(cfg.backends.bus, cfg.backends.store); b == kindEmbedded && s == kindEmbedded && baton.ErrorCode(err) == baton.Unavailable {
+			return fmt.Errorf("cannot open data directory %s; is another baton process using it? (%w)", cfg.data, err)
+		}
+		return err
+	}
+	defer closeBackends()
+	_, isEmbedded := st.(*embedded.Backend)
+
+	var services []baton.Service
+	if cfg.orders {
+		ledger, err := orders.NewLedger(filepath.Join(cfg.data, "ledger.jsonl"))
+		if err != nil {
+			return err
+		}
+		defer ledger.Close()
+		services = orders.Services(ledger, orders.Faults{Rate: cfg.failRate})
+	}
+	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Source: "baton-server", Logger: log})
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		if err := rt.Register(s); err != nil {
+			return err
+		}
+	}
+	var hooks []notify.Webhook
+	for _, u := range cfg.webhooks {
+		hooks = append(hooks, notify.Webhook{URL: u, Secret: cfg.webhookSecret})
+	}
+	hub, err := notify.New(notify.Config{Webhooks: hooks, Logger: log})
+	if err != nil {
+		return fmt.Errorf("--webhook: %w", err)
+	}
+	co, err := flow.New(flow.Config{Store: st, Transport: tp, Flows: flows, Services: append(services, routed...),
+		Notifier: hub, Logger: log})
+	if err != nil {
+		return err
+	}
+	sched, err := flow.NewScheduler(flow.SchedulerConfig{Store: st, Starter: co, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	var ready atomic.Bool
+	apiCfg := api.Config{Store: st, Transport: tp, Coordinator: co, Scheduler: sched, Publisher: rt, Hub: hub,
+		Tokens: cfg.tokens, Logger: log,
+		Ready: func(context.Context) error {
+			if !ready.Load() {
+				return errors.New("the coordinator is starting or stopping")
+			}
+			return nil
+		}}
+	srv, err := api.NewServer(cfg.addr, apiCfg)
+	if err != nil {
+		return err
+	}
+	base, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	defer ln.Close()
+
+	// The control socket serves the same API without tokens: only this
+	// user may open it. It stands for the data directory, so only the
+	// embedded backend has one.
+	var ctl *control
+	if isEmbedded {
+		socketCfg := apiCfg
+		socketCfg.Tokens = nil
+		socketAPI, err := api.New(socketCfg)
+		if err != nil {
+			return err
+		}
+		if ctl, err = serveControlHandler(cfg.data, socketAPI); err != nil {
+			fmt.Fprintf(e.stderr, "warning: no control socket, so commands with --data %s cannot reach this server: %v\n", cfg.data, err)
+			ctl = nil
+		}
+	}
+
+	stopCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), cfg.stopTimeout)
+	}
+	// What has started is stopped in the documented order, whatever
+	// happens: stop taking requests, stop the hub (which ends the event
+	// streams a server's shutdown waits for), wait for the requests in
+	// flight, stop the schedules and the coordinator, stop the services;
+	// the deferred b.Close closes the data directory last.
+	var (
+		serving, hubStarted, coStarted, rtStarted bool
+		stopWatch                                 = func() {}
+	)
+	defer func() {
+		ready.Store(false)
+		var shutdown sync.WaitGroup
+		if serving {
+			shutdown.Go(func() {
+				c, cancel := stopCtx()
+				defer cancel()
+				if err := srv.Shutdown(c); err != nil {
+					cancelRequests()
+					srv.Close()
+				}
+			})
+		}
+		if ctl != nil {
+			shutdown.Go(func() {
+				c, cancel := stopCtx()
+				defer cancel()
+				ctl.close(c)
+			})
+		}
+		stopWatch()
+		if hubStarted {
+			c, cancel := stopCtx()
+			if err := hub.Stop(c); err != nil {
+				fmt.Fprintf(e.stderr, "warning: notifications: %v\n", err)
+			}
+			cancel()
+		}
+		shutdown.Wait()
+		cancelRequests()
+		if coStarted {
+			c, cancel := stopCtx()
+			if err := sched.Stop(c); err != nil {
+				fmt.Fprintf(e.stderr, "warning: %v\n", err)
+			}
+			if err := co.Stop(c); err != nil {
+				fmt.Fprintf(e.stderr, "warning: %v; they resume on the next start\n", err)
+			}
+			cancel()
+		}
+		if rtStarted {
+			c, cancel := stopCtx()
+			if err := rt.Stop(c); err != nil {
+				fmt.Fprintf(e.stderr, "warning: services: %v; they are redelivered on the next start\n", err)
+			}
+			cancel()
+		}
+	}()
+	if err := rt.Start(ctx); err != nil {
+		return err
+	}
+	rtStarted = true
+	if err := co.Start(ctx); err != nil {
+		return err
+	}
+	coStarted = true
+	if err := sched.Start(ctx); err != nil {
+		return err
+	}
+	if err := hub.Start(ctx); err != nil {
+		return err
+	}
+	hubStarted = true
+	stopWatch = watchDead(st, hub, log)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	serving = true
+	ready.Store(true)
+
+	scheme := "http://" + ln.Addr().String()
+	auth := "no token: loopback only"
+	if len(cfg.tokens) > 0 {
+		auth = fmt.Sprintf("%d token(s) required", len(cfg.tokens))
+	}
+	names := make([]string, len(flows))
+	for i, fl := range flows {
+		names[i] = fmt.Sprintf("%s v%d", fl.Name, fl.Version)
+	}
+	where := "data in " + cfg.data
+	if !isEmbedded {
+		bk, sk, _ := pickBackends(cfg.backends.bus, cfg.backends.store)
+		where = fmt.Sprintf("bus %s, store %s, namespace %s, ledger in %s", bk, sk, cfg.backends.namespace, cfg.data)
+	}
+	fmt.Fprintf(e.stderr, "baton server: %s; flows: %s\n", where, strings.Join(names, ", "))
+	if ctl != nil {
+		fmt.Fprintf(e.stderr, "control socket: %s\n", ctl.path)
+	}
+	fmt.Fprintf(e.stderr, "listening on %s (%s); Ctrl-C to stop\n", scheme, auth)
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(e.stderr, "stopping: no new requests; then notifications, the coordinator, the services, the data directory")
+		return nil
+	case err := <-served:
+		return fmt.Errorf("serve %s: %w", cfg.addr, err)
+	}
+}
+
+// deadEvery is how often the server looks for new dead letters to notify.
+const deadEvery = time.Second
+
+// watchDead tells the hub of every dead letter added from now on (the
+// runtime has no hook for it), and returns a function that stops watching.
+func watchDead(s store.DeadLetters, hub *notify.Hub, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	last, err := lastDead(ctx, s)
+	if err != nil {
+		log.Warn("dead letters: cannot find the last one; notifying those already there", "err", err)
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(deadEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			for {
+				page, err := s.ListDead(ctx, last, 500)
+				if err != nil {
+					if ctx.Err() == nil {
+						log.Warn("dead letters: list", "err", err)
+					}
+					break
+				}
+				for i := range page {
+					d := page[i]
+					last = d.ID
+					hub.Notify(ctx, flow.Notification{Kind: flow.DeadLetter, Time: d.Time,
+						Message: fmt.Sprintf("%s gave up on %s %s after %d attempts: %s", d.Group, d.Type, d.EventID, d.Attempts, d.Reason),
+						Dead:    &d})
+				}
+				if len(page) < 500 {
+					break
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// lastDead returns the id of the newest dead letter, "" when there is none.
+func lastDead(ctx context.Context, s store.DeadLetters) (string, error) {
+	last := ""
+	for {
+		page, err := s.ListDead(ctx, last, 1000)
+		if err != nil {
+			return last, err
+		}
+		if len(page) == 0 {
+			return last, nil
+		}
+		last = page[len(page)-1].ID
+	}
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	f := newFlags("status", "show where one order is, and why it stopped",
+		"[flags] ORDER-ID", `
+Prints the timeline of one business transaction from the journal, one line
+per entry: the time since its first entry, the outcome (published, handled,
+failed, dead-lettered, duplicate, replayed), the event type and id, the group
+that handled it (or the source that published it), the attempt, how long the
+handler took, and the error or the ids of the events it caused. Then a
+verdict: completed, cancelled, dead-lettered (with the reason), or in
+progress (with the last step).
+
+ORDER-ID is any correlation id; the demo's orders are o-000000, o-000001, ...
+
+It reads the data directory --data DIR (directly, or through the control
+socket of the process that holds it), or asks a baton server's API with
+--server URL.`,
+		"baton status --data ./baton-data o-000017",
+		"baton status --server http://127.0.0.1:7070 o-000017",
+		"baton status --data ./baton-data --json o-000017 | jq '.[].outcome'")
+	tgt := f.targetFlags(e, false)
+	asJSON := f.Bool("json", false, "print the journal entries as JSON")
+	args, err := f.parseArgs(e.stdout, args, 1, 1, "ORDER-ID")
+	if err != nil {
+		return err
+	}
+	id := args[0]
+	src, _, err := tgt.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	h, err := src.History(ctx, id)
+	if err != nil {
+		return tgt.explain(err)
+	}
+	if len(h) == 0 {
+		return fmt.Errorf("nothing journaled for %q in %s: no such order (the demo's are o-000000, o-000001, ...)", id, tgt.where())
+	}
+	if *asJSON {
+		return printJSON(e.stdout, h)
+	}
+	fmt.Fprintf(e.stdout, "%s: %d journal entries from %s\n\n", id, len(h), h[0].Time.Local().Format("2006-01-02 15:04:05.000"))
+	rows := [][]string{append([]string{"TIME"}, columnNames...)}
+	for _, en := range h {
+		rows = append(rows, append([]string{since(en.Time.Sub(h[0].Time))}, columns(en)...))
+	}
+	if err := table(e.stdout, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\nverdict: %s\n", verdict(h))
+	return nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/examples/orders"
+)
+
+// workerConfig is what baton worker's flags set.
+type workerConfig struct {
+	services    []string
+	data        string
+	failRate    float64
+	concurrency int
+	backends    backendConfig
+}
+
+// The intervals of baton worker: a stats line every statsEvery, and up to
+// workerStopTimeout for the events in flight when it stops.
+const (
+	statsEvery        = 5 * time.Second
+	workerStopTimeout = 10 * time.Second
+)
+
+// orderServiceNames lists the services of the orders example, in the order
+// orders.Services returns them.
+func orderServiceNames() []string {
+	var names []string
+	for _, s := range orders.Services(nil, orders.Faults{}) {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func runWorker(ctx context.Context, e *env, args []string) error {
+	f := newFlags("worker", "run one or more order services in this process", "--service NAME [flags]", `
+Runs the services of the orders example that --service names (order,
+payment, inventory or notification; repeat --service for several) in this
+process, until Ctrl-C or SIGTERM. Each service consumes its consumer group:
+under choreography it reacts to the events it subscribes to; under
+orchestration a coordinator (baton server) sends it commands and the
+runtime answers them. The same worker serves both styles unchanged, so the
+services can be spread over as many processes as wanted, several processes
+of the same service sharing its group's work (baton server, which runs the
+four services itself too, shares it likewise).
+
+--bus picks the transport and --store the store, by the URL's scheme (or
+BATON_BUS and BATON_STORE; the flags win): nats://, amqp:// or rabbitmq://
+for the bus; postgres:// or redis:// for the store. --namespace (or
+BATON_NAMESPACE) must be the one the other processes use. The embedded
+backend (the default) works too, in --data, which is then required; but only
+one process may open a data directory, so the worker is then the only
+process on it: no demo, server or other worker can share it.
+
+The ledger of the services' effects is DIR/ledger-SERVICE.jsonl for each
+service when --data is given (a file per service, so processes never share
+one), else in memory. A line on stderr says what runs where; a stats line
+(handled, retried, dead-lettered, duplicates) follows every 5 s and on exit.
+On Ctrl-C the worker stops taking events, waits up to 10 s for those in
+flight (the others are redelivered), and closes the backends.`,
+		"baton worker --service payment --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
+		"baton worker --service order --service notification --data ./worker-data --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		"BATON_BUS=nats://127.0.0.1:4222 BATON_STORE=redis://127.0.0.1:6379/0 baton worker --service inventory --fail-rate 0.2")
+	var cfg workerConfig
+	f.Var(listFlag{&cfg.services}, "service", "run the service `NAME`: order, payment, inventory or notification; repeatable (default none: required)")
+	f.StringVar(&cfg.data, "data", "", "keep the ledger in `DIR`, and the embedded backend's data (default: the ledger in memory)")
+	f.Float64Var(&cfg.failRate, "fail-rate", 0, "share `P` of orders, from 0 to 1, that meet a fault (give every process the same)")
+	f.IntVar(&cfg.concurrency, "concurrency", 0, "events each service handles at once, `N` (default 0: the runtime's default, 32)")
+	backends := f.backendFlags()
+	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+		return err
+	}
+	if err := backends.fromEnv(e, "worker"); err != nil {
+		return err
+	}
+	cfg.backends = *backends
+	known := orderServiceNames()
+	if len(cfg.services) == 0 {
+		return usagef("worker: missing --service NAME: give one of %s; see baton worker --help", strings.Join(known, ", "))
+	}
+	var names []string
+	for _, s := range cfg.services {
+		if !slices.Contains(known, s) {
+			return usagef("worker: --service %q: unknown service; give one of %s", s, strings.Join(known, ", "))
+		}
+		if !slices.Contains(names, s) {
+			names = append(names, s)
+		}
+	}
+	cfg.services = names
+	busKind, storeKind, _ := pickBackends(cfg.backends.bus, cfg.backends.store)
+	switch {
+	case cfg.failRate < 0 || cfg.failRate > 1:
+		return usagef("worker: --fail-rate %v: give a share from 0 to 1", cfg.failRate)
+	case cfg.concurrency < 0:
+		return usagef("worker: --concurrency %d: give 0 for the default or more", cfg.concurrency)
+	case busKind == kindEmbedded && storeKind == kindEmbedded && cfg.data == "":
+		return usagef("worker: the embedded backend needs --data DIR (or give --bus and --store)")
+	}
+	return worker(ctx, e, cfg)
+}
+
+// worker runs cfg.services until ctx ends.
+func worker(ctx context.Context, e *env, cfg workerConfig) error {
+	if cfg.data != "" {
+		if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+			return err
+		}
+	}
+	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
+	if err != nil {
+		if b, s, _ := pickBackends(cfg.backends.bus, cfg.backends.store); b == kindEmbedded && s == kindEmbedded && baton.ErrorCode(err) == baton.Unavailable {
+			return fmt.Errorf("only one process may open a data directory: %w", err)
+		}
+		return err
+	}
+	defer closeBackends()
+
+	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-worker"})
+	if err != nil {
+		return err
+	}
+	// A ledger per service: each service records its own effects, in a
+	// file of its own when there is a data directory.
+	for _, name := range cfg.services {
+		path := ""
+		if cfg.data != "" {
+			path = filepath.Join(cfg.data, "ledger-"+name+".jsonl")
+		}
+		ledger, err := orders.NewLedger(path)
+		if err != nil {
+			return err
+		}
+		defer ledger.Close()
+		for _, s := range orders.Services(ledger, orders.Faults{Rate: cfg.failRate}) {
+			if s.Name == name {
+				if err := rt.Register(s); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := rt.Start(ctx); err != nil {
+		return err
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		stopCtx, cancel := context.WithTimeout(context.Background(), workerStopTimeout)
+		defer cancel()
+		if serr := rt.Stop(stopCtx); serr != nil {
+			fmt.Fprintf(e.stderr, "warning: %v; they are redelivered\n", serr)
+		}
+	}
+	defer stop()
+
+	bk, sk, _ := pickBackends(cfg.backends.bus, cfg.backends.store)
+	ledgerAt := "ledger in memory"
+	if cfg.data != "" {
+		ledgerAt = "ledger in " + cfg.data
+	}
+	fmt.Fprintf(e.stderr, "baton worker: services %s; bus %s, store %s, namespace %s; %s; Ctrl-C to stop\n",
+		strings.Join(cfg.services, ", "), bk, sk, cfg.backends.namespace, ledgerAt)
+
+	tick := time.NewTicker(statsEvery)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-tick.C:
+			fmt.Fprintln(e.stderr, "stats: "+workerStats(rt.Stats()))
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	fmt.Fprintln(e.stderr, "stopping: no new events; waiting for those in flight")
+	stop()
+	fmt.Fprintln(e.stderr, "stopped: "+workerStats(rt.Stats()))
+	return nil
+}
+
+// workerStats is the stats line's counts.
+func workerStats(s *bus.Stats) string {
+	var dead int64
+	for _, n := range s.DeadLettered() {
+		dead += n
+	}
+	return fmt.Sprintf("handled %d, retried %d, dead-lettered %d, duplicates %d",
+		s.Handled(), s.Retried(), dead, s.Duplicates())
+}
