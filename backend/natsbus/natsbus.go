@@ -63,8 +63,10 @@ type Config struct {
 	// MaxAckPending is how many un-acked messages each consumer group holds
 	// at most, across its consumers (default 1024).
 	MaxAckPending int
-	// AckWait is how long a delivery may stay un-acked before JetStream
-	// redelivers it (default 30s).
+	// AckWait is how long JetStream waits for news of a delivery before
+	// redelivering it (default 5s): the time a crashed process's messages
+	// take to come back. A subscription reports the messages it holds as
+	// in progress every third of it, however long their handlers take.
 	AckWait time.Duration
 	// Logger receives background errors (default: discarded).
 	Logger *slog.Logger
@@ -73,7 +75,7 @@ type Config struct {
 const (
 	defaultNamespace     = "baton"
 	defaultMaxAckPending = 1024
-	defaultAckWait       = 30 * time.Second
+	defaultAckWait       = 5 * time.Second
 	// publishWindow is how many asynchronous publishes one Publish call
 	// has in flight before it waits for their acks.
 	publishWindow = 512

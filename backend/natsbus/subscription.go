@@ -21,6 +21,11 @@ import (
 // the server when a subscription closes would take the messages handed back
 // by the close, and hold them until AckWait: Close hands them back only once
 // its last requests have ended.
+//
+// Every message pulled and not yet settled is kept alive: a keeper tells
+// JetStream it is in progress every third of AckWait, so AckWait can be
+// short (a crashed process's messages come back within it) while a slow
+// handler, or a message waiting its turn, is not redelivered meanwhile.
 type subscription struct {
 	b        *Bus
 	group    string
@@ -31,8 +36,7 @@ type subscription struct {
 	wg   sync.WaitGroup     // the pullers
 
 	mu     sync.Mutex
-	out    map[jetstream.Msg]struct{} // handed out, not yet settled
-	held   []jetstream.Msg            // pulled after Close began
+	out    map[jetstream.Msg]struct{} // pulled, not yet settled
 	closed bool
 	once   sync.Once
 }
@@ -49,7 +53,32 @@ func newSubscription(b *Bus, group string, patterns []string, events, directed j
 	s.wg.Add(2)
 	go s.pull(events, true)
 	go s.pull(directed, false)
+	go s.keepAlive()
 	return s
+}
+
+// keepAlive marks the messages pulled and not settled as in progress, every
+// third of AckWait, until Close.
+func (s *subscription) keepAlive() {
+	t := time.NewTicker(s.b.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(s.out))
+		for m := range s.out {
+			msgs = append(msgs, m)
+		}
+		s.mu.Unlock()
+		for _, m := range msgs {
+			// A message settled meanwhile answers an error: nothing to do.
+			m.InProgress()
+		}
+	}
 }
 
 // pull hands the messages of consumer c to Receive until Close. An events
@@ -85,12 +114,14 @@ func (s *subscription) pull(c jetstream.Consumer, events bool) {
 				}
 				continue
 			}
+			// Kept in out from now on, so that it is kept alive, and handed
+			// back by Close if Receive never takes it.
+			s.mu.Lock()
+			s.out[m] = struct{}{}
+			s.mu.Unlock()
 			select {
 			case s.in <- m:
 			case <-s.stop:
-				s.mu.Lock()
-				s.held = append(s.held, m)
-				s.mu.Unlock()
 			}
 		}
 		switch err := batch.Error(); {
@@ -157,13 +188,11 @@ func (s *subscription) Receive(ctx context.Context) (bus.Delivery, error) {
 
 func (s *subscription) deliver(m jetstream.Msg) (bus.Delivery, error) {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.nak(m)
-		return bus.Delivery{}, errSubClosed
-	}
-	s.out[m] = struct{}{}
+	closed := s.closed
 	s.mu.Unlock()
+	if closed {
+		return bus.Delivery{}, errSubClosed // Close handed m back
+	}
 
 	attempt := 1
 	if meta, err := m.Metadata(); err == nil && meta.NumDelivered > 0 {
@@ -247,12 +276,9 @@ func (s *subscription) Close() error {
 			s.wg.Wait()
 			s.mu.Lock()
 			s.closed = true
-			out, held := s.out, s.held
-			s.out, s.held = nil, nil
+			out := s.out
+			s.out = nil
 			s.mu.Unlock()
-			for _, m := range held {
-				s.nak(m)
-			}
 			for m := range out {
 				s.nak(m)
 			}
