@@ -35,6 +35,7 @@ type serverConfig struct {
 	webhooks      []string
 	webhookSecret string
 	orders        bool
+	services      bool
 	failRate      float64
 	stopTimeout   time.Duration
 	backends      backendConfig
@@ -82,6 +83,12 @@ service here handles needs a --route TYPE=GROUP: the coordinator sends it to
 the consumer group GROUP, where it waits for a process that runs GROUP's
 handlers.
 
+To scale out on a broker and a database, run the services in baton worker
+processes and give the servers --services=false: each is then a coordinator
+and an API only. Several servers may share one --store and --namespace: they
+share the runs (a transition is a compare-and-set on the run's revision) and
+each schedule tick starts one run whichever server sees it first.
+
 Ctrl-C (or SIGTERM) stops gracefully, in this order: stop taking requests,
 stop the notification hub (ending event streams, flushing webhooks), stop
 the schedules and the coordinator, stop the services, close the data
@@ -102,8 +109,9 @@ with --server.`,
 		"baton server --webhook https://hooks.example.com/baton --webhook-secret s3cret",
 		"baton server --flows approvals.json --route approval.requested.v1=approvals",
 		"baton server --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
-		"baton server --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	cfg := serverConfig{orders: true}
+		"baton server --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		"baton server --services=false --addr 127.0.0.1:7071 --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0")
+	cfg := serverConfig{orders: true, services: true}
 	f.StringVar(&cfg.data, "data", "baton-data", "keep the data in `DIR` (created if missing)")
 	f.StringVar(&cfg.addr, "addr", api.DefaultAddr, "serve the HTTP API on `HOST:PORT`")
 	f.Var(listFlag{&cfg.tokens}, "token", "accept the bearer `TOKEN` (repeat for several; default: BATON_TOKEN, comma-separated; none: loopback only)")
@@ -112,6 +120,7 @@ with --server.`,
 	f.Var(listFlag{&cfg.webhooks}, "webhook", "POST notifications to `URL` (repeatable) (default none)")
 	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET` (default: BATON_WEBHOOK_SECRET)")
 	f.BoolVar(&cfg.orders, "orders", true, "run the order services and the order flow (--orders=false: only --flows)")
+	f.BoolVar(&cfg.services, "services", true, "run the order services in this process (--services=false: only the coordinator, which sends their steps to baton worker processes)")
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
 	f.DurationVar(&cfg.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, wait up to `D` for each part to finish its work")
 	backends := f.backendFlags()
@@ -217,14 +226,19 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	defer closeBackends()
 	_, isEmbedded := st.(*embedded.Backend)
 
+	// services run here; the coordinator routes by them and by routed,
+	// whose handlers run elsewhere.
 	var services []baton.Service
-	if cfg.orders {
+	switch {
+	case cfg.orders && cfg.services:
 		ledger, err := orders.NewLedger(filepath.Join(cfg.data, "ledger.jsonl"))
 		if err != nil {
 			return err
 		}
 		defer ledger.Close()
 		services = orders.Services(ledger, orders.Faults{Rate: cfg.failRate})
+	case cfg.orders:
+		routed = append(routed, orders.Services(nil, orders.Faults{})...)
 	}
 	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Source: "baton-server", Logger: log})
 	if err != nil {
