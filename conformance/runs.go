@@ -871,7 +871,9 @@ func testRunDue(t *testing.T, st store.Store) {
 }
 
 // testRunOutboxKept: a store that is not the transport keeps what a
-// transition sends, in order, until it is marked sent.
+// transition sends, in order, until it is marked sent; a relay's claim
+// hides messages from other relays (which use the same lease) until it
+// lapses.
 func testRunOutboxKept(t *testing.T, st store.Store) {
 	ob, ok := st.(store.Outbox)
 	if !ok {
@@ -881,11 +883,13 @@ func testRunOutboxKept(t *testing.T, st store.Store) {
 		t.Fatal("a store that is not also an Atomic transport must implement store.Outbox, or what runs send is lost")
 	}
 	ctx := t.Context()
+	// Long enough that consecutive calls stay within it on a slow machine.
+	const lease = time.Second
 	pending := func(what string) []store.Pending {
 		t.Helper()
-		p, err := ob.PendingOutbound(ctx, 1000)
+		p, err := ob.ClaimOutbound(ctx, 1000, lease)
 		if err != nil {
-			t.Fatalf("pending outbound (%s): %v", what, err)
+			t.Fatalf("claim outbound (%s): %v", what, err)
 		}
 		return p
 	}
@@ -927,10 +931,34 @@ func testRunOutboxKept(t *testing.T, st store.Store) {
 			t.Errorf("pending %d is %s/%s %s; want %s/%s %s, as sent and in order", i, p.Group, p.Type, p.Outbound.ID, w.Group, w.Type, w.ID)
 		}
 	}
+	if again := pending("while they are claimed"); len(again) != 0 {
+		t.Fatalf("a second claim got %d messages while the first claim holds them; want none", len(again))
+	}
 	if err := ob.MarkSent(ctx, got[0].ID, got[1].ID, unique("unknown-")); err != nil {
 		t.Fatalf("mark sent: %v", err)
 	}
-	if left := pending("after marking two sent"); len(left) != 1 || left[0].ID != got[2].ID {
-		t.Fatalf("after marking two sent, %d pending; want the third alone", len(left))
+
+	// A new message is claimable at once; one whose claim lapses (its
+	// relay crashed) is claimable again, in order with the others.
+	fourth := outbound(group, typ)
+	current = loadRun(t, st, r.ID)
+	if _, err := st.SaveRun(ctx, advance(current, "fourth"), []store.Outbound{fourth}); err != nil {
+		t.Fatalf("save with an outbound message: %v", err)
+	}
+	fresh := pending("a message written after the claims")
+	if len(fresh) != 1 || fresh[0].Outbound.ID != fourth.ID {
+		t.Fatalf("claim after a new save got %d messages; want the new one alone (the others are sent or claimed)", len(fresh))
+	}
+	time.Sleep(lease + lease/2)
+	lapsed := pending("after the claims lapsed")
+	if len(lapsed) != 2 || lapsed[0].ID != got[2].ID || lapsed[1].ID != fresh[0].ID {
+		t.Fatalf("claim after the leases lapsed got %d messages; want the two unsent ones, in order", len(lapsed))
+	}
+	if err := ob.MarkSent(ctx, got[2].ID, fresh[0].ID); err != nil {
+		t.Fatalf("mark sent: %v", err)
+	}
+	time.Sleep(lease + lease/2)
+	if left := pending("after marking every message sent"); len(left) != 0 {
+		t.Fatalf("after marking every message sent, %d claimable; want none", len(left))
 	}
 }

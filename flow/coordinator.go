@@ -521,13 +521,19 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 
 // relayPoll is how often the outbox is looked at when no transition has
 // said it holds something: what a crashed coordinator left is sent then.
-const relayPoll = time.Second
+// relayLease is how long a relay's claim on what it sends lasts: what a
+// crashed coordinator claimed is sent by another after it.
+const (
+	relayPoll  = time.Second
+	relayLease = 10 * time.Second
+)
 
 // relay publishes what transitions left in a store's outbox: a store that is
 // not the transport keeps the messages a transition sends, written with it,
-// until they are sent. A message sent twice (a crash before MarkSent, or two
-// coordinators relaying at once) keeps its id, and the consumers' inboxes
-// skip the copy.
+// until they are sent. Relays claim what they send, so coordinators sharing
+// a store send each message once; a message sent twice (a crash before
+// MarkSent, a claim that lapsed) keeps its id, and the consumers' inboxes
+// skip the copy. Messages go out in batches, one per group, in order.
 func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 	gp := c.cfg.Transport.(bus.GroupPublisher) // checked in New
 	t := time.NewTicker(relayPoll)
@@ -541,7 +547,7 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 		}
 		work := context.WithoutCancel(ctx)
 		for {
-			pending, err := ob.PendingOutbound(work, 256)
+			pending, err := ob.ClaimOutbound(work, 256, relayLease)
 			if err != nil {
 				c.cfg.Logger.Error("coordinator: read the outbox; retrying", "err", err)
 				break
@@ -550,17 +556,28 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 				break
 			}
 			ids := make([]string, 0, len(pending))
-			for _, p := range pending {
-				m := bus.Message{Type: p.Type, ID: p.Outbound.ID, Body: p.Body}
-				if p.Group != "" {
-					err = gp.PublishTo(work, p.Group, m)
+			for start := 0; start < len(pending) && err == nil; {
+				// A run of messages to one group (or to every group) goes
+				// out in one call.
+				group, end := pending[start].Group, start+1
+				for end < len(pending) && pending[end].Group == group {
+					end++
+				}
+				msgs := make([]bus.Message, 0, end-start)
+				for _, p := range pending[start:end] {
+					msgs = append(msgs, bus.Message{Type: p.Type, ID: p.Outbound.ID, Body: p.Body})
+				}
+				if group != "" {
+					err = gp.PublishTo(work, group, msgs...)
 				} else {
-					err = c.cfg.Transport.Publish(work, m)
+					err = c.cfg.Transport.Publish(work, msgs...)
 				}
-				if err != nil {
-					break
+				if err == nil {
+					for _, p := range pending[start:end] {
+						ids = append(ids, p.ID)
+					}
 				}
-				ids = append(ids, p.ID)
+				start = end
 			}
 			if merr := ob.MarkSent(work, ids...); merr != nil && err == nil {
 				err = merr

@@ -86,13 +86,19 @@ type Outbound struct {
 
 // Outbox is implemented by stores that are not also the transport: the
 // messages a run transition sends are written in the transition's own
-// transaction and wait here until a relay has published them. A relay that
-// publishes a message twice (it crashed before MarkSent) sends the same id,
-// which the consumers' inboxes skip.
+// transaction and wait here until a relay has published them. Relays claim
+// what they send, so that several coordinators sharing the store do not all
+// send the same messages. A relay that publishes a message twice (its claim
+// lapsed, or it crashed before MarkSent) sends the same id, which the
+// consumers' inboxes skip.
 type Outbox interface {
-	// PendingOutbound returns up to limit messages not yet marked sent,
-	// oldest first.
-	PendingOutbound(ctx context.Context, limit int) ([]Pending, error)
+	// ClaimOutbound returns up to limit messages not yet marked sent and not
+	// under another claim, oldest first, and claims them for lease: until it
+	// lapses, no other ClaimOutbound returns them. A claim that lapses (its
+	// holder crashed, or could not publish) makes them claimable again.
+	// Relays sharing a store use one lease: a store may measure a claim by
+	// the lease of the caller that would take it over.
+	ClaimOutbound(ctx context.Context, limit int, lease time.Duration) ([]Pending, error)
 	// MarkSent removes sent messages; unknown ids are not an error.
 	MarkSent(ctx context.Context, ids ...string) error
 }

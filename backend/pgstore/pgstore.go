@@ -24,12 +24,13 @@
 // outbox table, where a relay finds them (store.Outbox) and deletes them
 // once published.
 //
-// DueTimers, DueRuns and PendingOutbound only list: they read with
-// FOR UPDATE SKIP LOCKED, so they pass over rows that another coordinator
-// is changing at that moment (a run being saved, a timer being cancelled,
-// a message being marked sent), but they hold no lock after they return.
-// The work is claimed by what follows: SaveRun's compare-and-set on the
-// run's revision, CancelTimer, MarkSent.
+// DueTimers and DueRuns only list: they read with FOR UPDATE SKIP LOCKED,
+// so they pass over rows that another coordinator is changing at that
+// moment (a run being saved, a timer being cancelled), but they hold no
+// lock after they return. The work is claimed by what follows: SaveRun's
+// compare-and-set on the run's revision, CancelTimer. ClaimOutbound claims
+// for real: it selects with FOR UPDATE SKIP LOCKED the messages whose claim
+// has lapsed and sets their claimed_until in the same statement.
 package pgstore
 
 import (
@@ -315,7 +316,7 @@ type queries struct {
 	addDead, dead, listDead, dropDead                   string
 	createRun, runByKey, run, saveRun, runRev, dueRuns  string
 	runCursor                                           string
-	pending, markSent                                   string
+	claimOutbox, markSent                               string
 	createSchedule, updateSchedule, schedule, schedules string
 	deleteSchedule                                      string
 	runs                                                string // the table, for ListRuns
@@ -378,7 +379,9 @@ func newQueries(schema string) queries {
 		runCursor: `SELECT created FROM {s}.runs WHERE id = $1`,
 		dueRuns:   `SELECT doc FROM {s}.runs WHERE wake <= $1 ORDER BY wake, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
 
-		pending:  `SELECT id, grp, type, msg_id, body FROM {s}.outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+		claimOutbox: `UPDATE {s}.outbox SET claimed_until = now() + $2 * interval '1 microsecond'
+			WHERE id IN (SELECT id FROM {s}.outbox WHERE claimed_until <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+			RETURNING id, grp, type, msg_id, body`,
 		markSent: `DELETE FROM {s}.outbox WHERE id = ANY($1)`,
 
 		createSchedule: `INSERT INTO {s}.schedules (name, rev, doc) VALUES ($1, 1, $2) ON CONFLICT (name) DO NOTHING`,
@@ -393,7 +396,7 @@ func newQueries(schema string) queries {
 		&q.seen, &q.markSeen, &q.forget, &q.expire, &q.setTimer, &q.dueTimers, &q.cancelTimer,
 		&q.appendJournal, &q.history, &q.since, &q.addDead, &q.dead, &q.listDead, &q.dropDead,
 		&q.createRun, &q.runByKey, &q.run, &q.saveRun, &q.runRev, &q.runCursor, &q.dueRuns,
-		&q.pending, &q.markSent, &q.createSchedule, &q.updateSchedule, &q.schedule, &q.schedules,
+		&q.claimOutbox, &q.markSent, &q.createSchedule, &q.updateSchedule, &q.schedule, &q.schedules,
 		&q.deleteSchedule, &q.runs,
 	} {
 		*p = r.Replace(*p)

@@ -256,7 +256,7 @@ func TestCreateRunRace(t *testing.T) {
 			t.Errorf("racer %d got run %s rev %d; want the created run %s rev 1", i, r.run.ID, r.run.Rev, winner)
 		}
 	}
-	p, err := st.PendingOutbound(ctx, 100)
+	p, err := st.ClaimOutbound(ctx, 100, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,10 +232,11 @@ func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]store.
 	return s.collectRuns("due runs", rows)
 }
 
-// PendingOutbound returns up to limit messages not yet marked sent, oldest
-// first. It lists and claims nothing: MarkSent removes them.
-func (s *Store) PendingOutbound(ctx context.Context, limit int) ([]store.Pending, error) {
-	rows, err := s.pool.Query(ctx, s.q.pending, max(limit, 0))
+// ClaimOutbound returns up to limit messages not yet marked sent and not
+// under another claim, oldest first, claimed until lease has passed on the
+// database's clock.
+func (s *Store) ClaimOutbound(ctx context.Context, limit int, lease time.Duration) ([]store.Pending, error) {
+	rows, err := s.pool.Query(ctx, s.q.claimOutbox, max(limit, 0), lease.Microseconds())
 	if err != nil {
 		return nil, s.fail("outbox", err)
 	}
@@ -249,6 +252,12 @@ func (s *Store) PendingOutbound(ctx context.Context, limit int) ([]store.Pending
 	if err != nil {
 		return nil, s.fail("outbox", err)
 	}
+	// UPDATE ... RETURNING follows no order.
+	slices.SortFunc(out, func(a, b store.Pending) int {
+		x, _ := parseID(a.ID)
+		y, _ := parseID(b.ID)
+		return cmp.Compare(x, y)
+	})
 	return out, nil
 }
 

@@ -1,8 +1,10 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -333,25 +335,83 @@ func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]store.
 	return out, nil
 }
 
-// The outbox is a stream: Redis assigns the ids, in order; MarkSent deletes
-// entries.
+// The outbox is a stream: Redis assigns the ids, in order. Relays claim
+// its entries through the stream's consumer group relayGroup: XREADGROUP
+// hands each new entry to one relay, and XAUTOCLAIM takes over the entries
+// whose claim has lapsed (idle in the group's pending list for a lease).
+// Every relay uses one consumer name, relayGroup too: claims are told apart
+// by time, not by owner. MarkSent acknowledges and deletes entries.
+const relayGroup = "relay"
 
-// PendingOutbound returns up to limit messages not yet marked sent, oldest
-// first.
-func (s *Store) PendingOutbound(ctx context.Context, limit int) ([]store.Pending, error) {
+// ClaimOutbound returns up to limit messages not yet marked sent and not
+// under another claim, oldest first, claimed for lease.
+func (s *Store) ClaimOutbound(ctx context.Context, limit int, lease time.Duration) ([]store.Pending, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	msgs, err := s.rdb.XRangeN(ctx, s.k.outbox, "-", "+", int64(limit)).Result()
+	msgs, err := s.claimOutbound(ctx, limit, lease)
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		// A new store, or a Redis that restarted without the stream.
+		err = s.rdb.XGroupCreateMkStream(ctx, s.k.outbox, relayGroup, "0").Err()
+		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			msgs, err = s.claimOutbound(ctx, limit, lease)
+		}
+	}
 	if err != nil {
 		return nil, fail("outbox", err)
 	}
-	out := make([]store.Pending, len(msgs))
-	for i, m := range msgs {
+	out := make([]store.Pending, 0, len(msgs))
+	for _, m := range msgs {
 		str := func(f string) string { v, _ := m.Values[f].(string); return v }
-		out[i] = store.Pending{ID: m.ID, Outbound: store.Outbound{Group: str("g"), Type: str("t"), ID: str("i"), Body: []byte(str("b"))}}
+		if len(m.Values) == 0 {
+			continue // deleted while claimed
+		}
+		out = append(out, store.Pending{ID: m.ID, Outbound: store.Outbound{Group: str("g"), Type: str("t"), ID: str("i"), Body: []byte(str("b"))}})
 	}
+	slices.SortFunc(out, func(a, b store.Pending) int { return compareStreamIDs(a.ID, b.ID) })
 	return out, nil
+}
+
+// claimOutbound takes over lapsed claims first, then new entries.
+func (s *Store) claimOutbound(ctx context.Context, limit int, lease time.Duration) ([]redis.XMessage, error) {
+	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: s.k.outbox, Group: relayGroup, Consumer: relayGroup,
+		MinIdle: lease, Start: "0-0", Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) >= limit {
+		return msgs, nil
+	}
+	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: relayGroup, Consumer: relayGroup, Streams: []string{s.k.outbox, ">"},
+		Count: int64(limit - len(msgs)), Block: -1,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return msgs, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range streams {
+		msgs = append(msgs, st.Messages...)
+	}
+	return msgs, nil
+}
+
+// compareStreamIDs orders stream entry ids ("ms-seq").
+func compareStreamIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	x, _ := strconv.ParseUint(am, 10, 64)
+	y, _ := strconv.ParseUint(bm, 10, 64)
+	if c := cmp.Compare(x, y); c != 0 {
+		return c
+	}
+	x, _ = strconv.ParseUint(as, 10, 64)
+	y, _ = strconv.ParseUint(bs, 10, 64)
+	return cmp.Compare(x, y)
 }
 
 // MarkSent removes sent messages; ids that are not in the outbox are
@@ -361,7 +421,14 @@ func (s *Store) MarkSent(ctx context.Context, ids ...string) error {
 	if len(valid) == 0 {
 		return nil
 	}
-	return fail("outbox", s.rdb.XDel(ctx, s.k.outbox, valid...).Err())
+	pipe := s.rdb.TxPipeline()
+	ack := pipe.XAck(ctx, s.k.outbox, relayGroup, valid...)
+	del := pipe.XDel(ctx, s.k.outbox, valid...)
+	pipe.Exec(ctx) // the errors are the commands'
+	if err := ack.Err(); err != nil && !strings.HasPrefix(err.Error(), "NOGROUP") {
+		return fail("outbox", err) // NOGROUP: nothing was ever claimed
+	}
+	return fail("outbox", del.Err())
 }
 
 // streamID reports whether id has the form of a stream entry id, which XDEL

@@ -98,7 +98,7 @@ func runOrders(t *testing.T, messages bus.Transport, runs store.Store, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if ob, ok := runs.(store.Outbox); ok {
-		if p, err := ob.PendingOutbound(ctx, 10); err != nil || len(p) != 0 {
+		if p, err := ob.ClaimOutbound(ctx, 10, 0); err != nil || len(p) != 0 {
 			t.Errorf("the outbox holds %d messages after every run ended (err %v); want it relayed", len(p), err)
 		}
 	}
