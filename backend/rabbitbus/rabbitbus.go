@@ -62,6 +62,11 @@ type Config struct {
 	// (replicated, for clusters), declared with DeliveryLimit and a
 	// dead-letter queue.
 	QueueType string
+	// QueueTypes chooses the queue type of some groups, overriding QueueType
+	// for them (group -> "classic" or "quorum"). Every process of a
+	// namespace must give the same choice: a queue keeps the type it was
+	// declared with, and declaring it with another fails.
+	QueueTypes map[string]string
 	// DeliveryLimit of quorum queues (default 100): how often the broker
 	// hands a message back after consumers crashed or closed before moving it
 	// to "<ns>.<group>.dead". Nacks do not count: they publish a new copy.
@@ -113,12 +118,16 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 256
 	}
-	switch cfg.QueueType {
-	case "":
+	if cfg.QueueType == "" {
 		cfg.QueueType = "classic"
-	case "classic", "quorum":
-	default:
-		return nil, baton.Errorf(baton.Invalid, "rabbitbus open", "queue type %q: want classic or quorum", cfg.QueueType)
+	}
+	if err := checkQueueType("", cfg.QueueType); err != nil {
+		return nil, err
+	}
+	for group, typ := range cfg.QueueTypes {
+		if err := checkQueueType(group, typ); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.DeliveryLimit <= 0 {
 		cfg.DeliveryLimit = 100

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -523,5 +524,48 @@ func TestPublishTimeout(t *testing.T) {
 	}
 	if baton.ErrorCode(err) != baton.Unavailable || !strings.Contains(err.Error(), "within the publish timeout") {
 		t.Errorf("publish during an outage returned %v; want an unavailable error naming the publish timeout", err)
+	}
+}
+
+// QueueTypes chooses the type of some groups' queues.
+func TestQueueTypePerGroup(t *testing.T) {
+	b := open(t, Config{QueueTypes: map[string]string{"ledger": "quorum"}})
+	for _, group := range []string{"ledger", "mail"} {
+		sub, err := b.Subscribe(t.Context(), group, []string{"order.placed.v1"})
+		if err != nil {
+			t.Fatalf("subscribe %s: %v", group, err)
+		}
+		defer sub.Close()
+	}
+	conn, err := amqp.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Declaring a queue again with the arguments of a quorum queue
+	// succeeds on a quorum queue only.
+	asQuorum := func(queue string) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclare(queue, true, false, false, false, amqp.Table{
+			"x-queue-type": "quorum", "x-delivery-limit": int32(100),
+			"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue + ".dead",
+			"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish",
+		})
+		return err
+	}
+	if err := asQuorum(b.queue("ledger")); err != nil {
+		t.Errorf("the ledger group's queue is not a quorum queue: %v", err)
+	}
+	var amqpErr *amqp.Error
+	if err := asQuorum(b.queue("mail")); !errors.As(err, &amqpErr) || amqpErr.Code != amqp.PreconditionFailed {
+		t.Errorf("declaring the mail group's queue as quorum: %v; want PRECONDITION_FAILED, as it is classic", err)
+	}
+	if _, err := Open(t.Context(), Config{URL: brokerURL(), QueueTypes: map[string]string{"ledger": "stream"}}); baton.ErrorCode(err) != baton.Invalid ||
+		!strings.Contains(err.Error(), `queue type "stream" of group ledger`) {
+		t.Errorf("Open with a stream queue type: %v; want an invalid error naming the group and the type", err)
 	}
 }

@@ -103,9 +103,27 @@ func (b *Bus) topology(ctx context.Context, op string, fn func(ch *amqp.Channel,
 	return nil
 }
 
+func checkQueueType(group, typ string) error {
+	if typ == "classic" || typ == "quorum" {
+		return nil
+	}
+	if group != "" {
+		return baton.Errorf(baton.Invalid, "rabbitbus open", "queue type %q of group %s: want classic or quorum", typ, group)
+	}
+	return baton.Errorf(baton.Invalid, "rabbitbus open", "queue type %q: want classic or quorum", typ)
+}
+
+// quorum reports whether a group's queues are quorum queues.
+func (b *Bus) quorum(group string) bool {
+	if typ, ok := b.cfg.QueueTypes[group]; ok {
+		return typ == "quorum"
+	}
+	return b.cfg.QueueType == "quorum"
+}
+
 // groupArgs are the arguments of a group's queue.
 func (b *Bus) groupArgs(group string) amqp.Table {
-	if b.cfg.QueueType == "quorum" {
+	if b.quorum(group) {
 		return amqp.Table{
 			"x-queue-type":              "quorum",
 			"x-delivery-limit":          int32(b.cfg.DeliveryLimit),
@@ -148,7 +166,7 @@ func (b *Bus) isDeclared(name string) bool {
 // declareGroupQueues declares a group's queue (and, for quorum queues, its
 // dead-letter queue).
 func (b *Bus) declareGroupQueues(ch *amqp.Channel, gen uint64, group string) error {
-	if b.cfg.QueueType == "quorum" {
+	if b.quorum(group) {
 		dead := amqp.Table{"x-queue-type": "quorum"}
 		if err := b.declareQueue(ch, gen, b.queue(group)+".dead", dead); err != nil {
 			return err
@@ -240,7 +258,7 @@ func (b *Bus) delayQueue(ctx context.Context, group string, i int) (string, erro
 		"x-dead-letter-exchange":    "",
 		"x-dead-letter-routing-key": b.queue(group),
 	}
-	if b.cfg.QueueType == "quorum" {
+	if b.quorum(group) {
 		args["x-queue-type"] = "quorum"
 		args["x-dead-letter-strategy"] = "at-least-once"
 		args["x-overflow"] = "reject-publish"

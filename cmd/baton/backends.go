@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/batonhq/baton/backend/embedded"
@@ -34,7 +35,7 @@ type backendConfig struct {
 // backendFlags adds --bus, --store and --namespace to a command.
 func (f *flags) backendFlags() *backendConfig {
 	var c backendConfig
-	f.StringVar(&c.bus, "bus", "", "the transport: `URL` embedded, nats://HOST:PORT, amqp://USER:PASS@HOST:PORT/ or rabbitmq://... (default: "+envBus+", else embedded, in --data)")
+	f.StringVar(&c.bus, "bus", "", "the transport: `URL` embedded, nats://HOST:PORT, amqp://USER:PASS@HOST:PORT/ or rabbitmq://..., whose groups get classic lazy queues unless ?queue_type=quorum (every group) or ?queue_type.GROUP=quorum (one) says otherwise (default: "+envBus+", else embedded, in --data)")
 	f.StringVar(&c.store, "store", "", "the store: `URL` embedded, postgres://... or redis://... (default: "+envStore+", else embedded, which needs the embedded bus)")
 	f.StringVar(&c.namespace, "namespace", "", "the NATS stream, RabbitMQ exchange, PostgreSQL schema and Redis key prefix: `NAME` (default: "+envNamespace+", else "+defaultNamespace+")")
 	return &c
@@ -122,6 +123,37 @@ func pickBackends(busURL, storeURL string) (busKind, storeKind string, err error
 	return busKind, storeKind, nil
 }
 
+// queueTypes takes the queue types out of a RabbitMQ URL's query:
+// queue_type=TYPE for every group, queue_type.GROUP=TYPE for one.
+func queueTypes(raw string) (rest, def string, groups map[string]string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", nil, errors.New("not a URL")
+	}
+	q := u.Query()
+	for key, values := range q {
+		name, ok := strings.CutPrefix(key, "queue_type")
+		if !ok {
+			continue
+		}
+		typ := values[len(values)-1]
+		switch group, isGroup := strings.CutPrefix(name, "."); {
+		case name == "":
+			def = typ
+		case isGroup && group != "":
+			if groups == nil {
+				groups = map[string]string{}
+			}
+			groups[group] = typ
+		default:
+			return "", "", nil, fmt.Errorf("query parameter %s: want queue_type or queue_type.GROUP", key)
+		}
+		q.Del(key)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), def, groups, nil
+}
+
 // redact shows a URL's scheme only, or the whole argument when it has none
 // (then it holds no password worth hiding).
 func redact(u string) string {
@@ -181,7 +213,11 @@ func openBackends(ctx context.Context, busURL, storeURL, dataDir, namespace stri
 		if rest, ok := strings.CutPrefix(u, "rabbitmq"); ok && scheme(u) != "" {
 			u = "amqp" + rest // rabbitmq://... and rabbitmqs://...
 		}
-		b, err := rabbitbus.Open(ctx, rabbitbus.Config{URL: u, Namespace: namespace})
+		u, def, types, err := queueTypes(u)
+		if err != nil {
+			return nil, nil, nil, usagef("--bus %s: %v", redact(busURL), err)
+		}
+		b, err := rabbitbus.Open(ctx, rabbitbus.Config{URL: u, Namespace: namespace, QueueType: def, QueueTypes: types})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("--bus %s: %w", redact(busURL), err)
 		}

@@ -221,7 +221,8 @@ var enginePairs = []enginePair{
 		need(t, "PostgreSQL", pgTestURL())
 		cleanRabbitMQ(t, ns)
 		cleanPostgres(t, ns)
-		return []string{"--bus", rabbitTestURL(), "--store", pgTestURL(), "--namespace", ns}
+		// The payment group's queue is a quorum queue, the others classic.
+		return []string{"--bus", rabbitTestURL() + "?queue_type.payment=quorum", "--store", pgTestURL(), "--namespace", ns}
 	}},
 	{"nats+redis", func(t *testing.T, ns string) []string {
 		need(t, "NATS", natsTestURL())
