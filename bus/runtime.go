@@ -267,20 +267,13 @@ func publishedEntry(e baton.Event, now time.Time) store.Entry {
 // commitInSteps applies a Commit on a transport that is not a Committer, in
 // an order that is safe to interrupt: outputs first (a crash after them
 // redelivers the input, whose handler emits the same ids, which the
-// consumers' inboxes skip), the settlement last.
+// consumers' inboxes skip), the settlement last. The inbox was consulted
+// before the handler ran; it is not again here, which would cost every
+// event a round trip to the store to narrow, not close, the window in which
+// two copies of one event are handled at once (both then publish the same
+// ids, which the consumers' inboxes skip).
 func (r *Runtime) commitInSteps(ctx context.Context, sub Subscription, c Commit) error {
 	st := r.cfg.Store
-	duplicate := false
-	if c.Handled != "" {
-		seen, err := st.Seen(ctx, c.Group, c.Handled)
-		if err != nil {
-			return err
-		}
-		if seen {
-			c.Publish, c.Journal, c.Handled, c.Dead, c.Retry = nil, duplicateOf(c), "", nil, false
-			duplicate = true
-		}
-	}
 	if err := r.publish(ctx, c.ReplyTo, c.Publish); err != nil {
 		return err
 	}
@@ -307,9 +300,6 @@ func (r *Runtime) commitInSteps(ctx context.Context, sub Subscription, c Commit)
 	default:
 		err = sub.Ack(ctx, *c.Delivery)
 	}
-	if err == nil && duplicate {
-		return ErrDuplicate
-	}
 	return err
 }
 
@@ -323,15 +313,6 @@ func (r *Runtime) publish(ctx context.Context, group string, msgs []Message) err
 		return baton.Errorf(baton.Invalid, "reply to "+group, "the transport cannot send to one group")
 	}
 	return gp.PublishTo(ctx, group, msgs...)
-}
-
-func duplicateOf(c Commit) []store.Entry {
-	if len(c.Journal) == 0 {
-		return nil
-	}
-	e := c.Journal[0]
-	return []store.Entry{{Time: e.Time, CorrelationID: e.CorrelationID, Outcome: store.Duplicate,
-		EventID: e.EventID, EventType: e.EventType, Subject: e.Subject, Group: c.Group}}
 }
 
 // worker is one consumer of a service's group.

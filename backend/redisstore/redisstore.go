@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,7 @@ func newKeys(p string) keys {
 }
 
 const (
+	defaultPoolSize  = 128
 	defaultPrefix    = "baton:"
 	defaultRetention = 24 * time.Hour
 )
@@ -77,6 +79,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, baton.Errorf(baton.Invalid, "redisstore open", "Redis URL: %w", err)
+	}
+	if opt.PoolSize == 0 {
+		// go-redis's default, 10 per CPU, is fewer than the handlers a
+		// runtime runs at once (32 per group): they would queue for a
+		// connection. A pool_size in the URL wins.
+		opt.PoolSize = max(defaultPoolSize, 10*runtime.GOMAXPROCS(0))
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = defaultPrefix
