@@ -357,12 +357,39 @@ func (w *worker) run(ctx context.Context) {
 				w.r.stats.count(v, len(c.Publish))
 				break
 			}
-			if baton.ErrorCode(err) == baton.Invalid || baton.ErrorCode(err) == baton.Conflict || attempt == 5 {
-				w.r.cfg.Logger.Error("settle failed; the event will be redelivered", "group", w.svc.Name, "event", d.ID, "err", err)
+			// A store or broker that is away is waited for while the
+			// runtime runs: the delivery stays held, and is settled once it
+			// is back. Otherwise, after a few tries, the delivery is handed
+			// back, to be handled again (its outputs keep their ids); a
+			// delivery neither settled nor handed back would stay with this
+			// consumer, and its order would never end.
+			code := baton.ErrorCode(err)
+			if code == baton.Invalid || code == baton.Conflict {
+				// Already settled, or not this transport's: nothing to hand back.
+				w.r.cfg.Logger.Error("settle failed", "group", w.svc.Name, "event", d.ID, "err", err)
 				break
 			}
-			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+			if attempt >= 5 && (code != baton.Unavailable || ctx.Err() != nil) {
+				w.r.cfg.Logger.Error("settle failed; handing the event back for redelivery", "group", w.svc.Name, "event", d.ID, "err", err)
+				w.handBack(ctx, d)
+				break
+			}
+			if attempt == 5 {
+				w.r.cfg.Logger.Warn("settle failed; retrying until the backend is back", "group", w.svc.Name, "event", d.ID, "err", err)
+			}
+			time.Sleep(min(time.Duration(attempt)*50*time.Millisecond, 2*time.Second))
 		}
+	}
+}
+
+// handBack returns a delivery that could not be settled to its group. If
+// that fails too, the broker redelivers it when the consumer's connection
+// ends.
+func (w *worker) handBack(ctx context.Context, d Delivery) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.sub.Nack(ctx, d, 0); err != nil {
+		w.r.cfg.Logger.Warn("handing the event back failed; the broker redelivers it when the connection ends", "group", w.svc.Name, "event", d.ID, "err", err)
 	}
 }
 

@@ -61,6 +61,8 @@ func TestRestartUnderLoad(t *testing.T) {
 	}{
 		{name: "RabbitMQ", transport: "rabbitmq", store: "postgres", restart: "rabbitmq"},
 		{name: "NATS", transport: "nats", store: "redis", restart: "nats"},
+		{name: "PostgreSQL", transport: "rabbitmq", store: "postgres", restart: "postgres"},
+		{name: "Redis", transport: "nats", store: "redis", restart: "redis"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
