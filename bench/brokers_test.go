@@ -500,3 +500,36 @@ func benchmarkHandwrittenOrderFlow(b *testing.B) {
 	b.StopTimer()
 	reportOrderFlow(b, el, f.latencies)
 }
+
+// BenchmarkBrokerOrderLatency offers a fixed load of 100 orders/s (5 every
+// 50ms) to the order flow on each combination of broker and database, in
+// each style, and reports the latency from placing an order to the order
+// service completing it: a latency at a load every combination carries,
+// unlike BrokerOrderFlow's saturated figures.
+//
+//	go test -run '^$' -bench BrokerOrderLatency -benchtime 1000x ./bench
+func BenchmarkBrokerOrderLatency(b *testing.B) {
+	const every, perTick = 50 * time.Millisecond, 5
+	for _, busKind := range []string{"rabbitmq", "nats"} {
+		for _, storeKind := range []string{"postgres", "redis"} {
+			for _, st := range styles {
+				b.Run(busKind+"+"+storeKind+"/"+st.name, func(b *testing.B) {
+					f := openBrokerFlow(b, busKind, storeKind, st.orchestrated)
+					f.start(b)
+					b.ResetTimer()
+					tick := time.NewTicker(every)
+					defer tick.Stop()
+					for i := 0; i < b.N; i += perTick {
+						<-tick.C
+						f.place(b, i, min(perTick, b.N-i))
+					}
+					f.wait(b)
+					b.StopTimer()
+					p50, p99 := f.latencies()
+					b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+				})
+			}
+		}
+	}
+}
