@@ -277,15 +277,22 @@ func (r *Runtime) commitInSteps(ctx context.Context, sub Subscription, c Commit)
 	if err := r.publish(ctx, c.ReplyTo, c.Publish); err != nil {
 		return err
 	}
-	// The inbox before the journal: once the journal says an event was
-	// handled, a copy of it arriving later is already known as a duplicate.
-	if c.Handled != "" {
-		if err := st.MarkSeen(ctx, c.Group, c.Handled); err != nil {
+	// The inbox before the journal (or with it): once the journal says an
+	// event was handled, a copy of it arriving later is already known as a
+	// duplicate.
+	if settler, ok := st.(store.Settler); ok && c.Handled != "" {
+		if err := settler.Settle(ctx, c.Group, c.Handled, c.Journal...); err != nil {
 			return err
 		}
-	}
-	if err := st.Append(ctx, c.Journal...); err != nil {
-		return err
+	} else {
+		if c.Handled != "" {
+			if err := st.MarkSeen(ctx, c.Group, c.Handled); err != nil {
+				return err
+			}
+		}
+		if err := st.Append(ctx, c.Journal...); err != nil {
+			return err
+		}
 	}
 	if c.Dead != nil {
 		if err := st.AddDead(ctx, *c.Dead); err != nil {

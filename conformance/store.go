@@ -30,6 +30,7 @@ func TestStore(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JournalHistory", testJournalHistory},
 		{"JournalSince", testJournalSince},
 		{"JournalConcurrent", testJournalConcurrent},
+		{"Settle", testSettle},
 		{"DeadRoundTrip", testDeadRoundTrip},
 		{"DeadList", testDeadList},
 		{"DeadDrop", testDeadDrop},
@@ -466,6 +467,75 @@ func testJournalSince(t *testing.T, st store.Store) {
 
 // testJournalConcurrent: appends racing each other get unique Seq and lose
 // nothing.
+// testSettle: a Settler marks an event handled and journals its handling
+// at once, from many goroutines at a time, two of which may settle the same
+// event (a redelivered copy handled alongside the original).
+func testSettle(t *testing.T, st store.Store) {
+	settler, ok := st.(store.Settler)
+	if !ok {
+		t.Skip("the store is not a store.Settler: the runtime marks and appends in two steps")
+	}
+	const writers, each = 8, 20
+	ctx := t.Context()
+	group := unique("settle-")
+	corrs := make([]string, writers)
+	for w := range corrs {
+		corrs[w] = unique(fmt.Sprintf("corr-%d-", w))
+	}
+	id := func(w, i int) string { return fmt.Sprintf("%s-%02d", corrs[w], i) }
+	errs := make(chan error, 2*writers)
+	var wg sync.WaitGroup
+	for w, corr := range corrs {
+		wg.Go(func() {
+			for i := range each {
+				entries := []store.Entry{
+					{Time: stamp(time.Now()), CorrelationID: corr, Outcome: store.Handled, EventID: id(w, i), Group: group, Attempt: 1},
+					{Time: stamp(time.Now()), CorrelationID: corr, Outcome: store.Published, EventID: id(w, i) + "-out"},
+				}
+				if err := settler.Settle(ctx, group, id(w, i), entries...); err != nil {
+					errs <- fmt.Errorf("writer %d: settle %d: %w", w, i, err)
+					return
+				}
+				if entries[0].Seq == 0 || entries[1].Seq <= entries[0].Seq {
+					errs <- fmt.Errorf("writer %d: settle %d gave the entries Seq %d and %d; want increasing, non-zero", w, i, entries[0].Seq, entries[1].Seq)
+					return
+				}
+			}
+		})
+	}
+	// A copy of writer 0's first event, settled while the others write.
+	wg.Go(func() {
+		e := store.Entry{Time: stamp(time.Now()), CorrelationID: unique("copy-"), Outcome: store.Handled, EventID: id(0, 0), Group: group, Attempt: 2}
+		if err := settler.Settle(ctx, group, id(0, 0), e); err != nil {
+			errs <- fmt.Errorf("settle a copy: %w", err)
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for w, corr := range corrs {
+		h := history(t, st, corr)
+		if len(h) != 2*each {
+			t.Fatalf("history of %s: %d entries; want %d, two per settled event", corr, len(h), 2*each)
+		}
+		checkSeq(t, "history of "+corr, h)
+		for i := range each {
+			if h[2*i].EventID != id(w, i) || h[2*i+1].EventID != id(w, i)+"-out" {
+				t.Fatalf("history of %s, event %d: %q then %q; want %q then its output, in the writer's order", corr, i, h[2*i].EventID, h[2*i+1].EventID, id(w, i))
+			}
+			seen, err := st.Seen(ctx, group, id(w, i))
+			if err != nil || !seen {
+				t.Fatalf("%s settled by %s, but Seen says %v (err %v)", id(w, i), group, seen, err)
+			}
+		}
+	}
+	if seen, err := st.Seen(ctx, unique("other-"), id(0, 0)); err != nil || seen {
+		t.Errorf("an event settled by %s is seen by another group: %v (err %v)", group, seen, err)
+	}
+}
+
 func testJournalConcurrent(t *testing.T, st store.Store) {
 	const writers, each = 8, 50
 	ctx := t.Context()

@@ -35,6 +35,16 @@ type Inbox interface {
 	Forget(ctx context.Context, group, id string) error
 }
 
+// Settler is implemented by stores that can mark an event handled and
+// append the journal entries of its handling in one atomic write, which the
+// runtime then uses instead of MarkSeen and Append: one round trip to the
+// store per handled event instead of two.
+type Settler interface {
+	// Settle does MarkSeen(group, id) and Append(entries...) at once: both
+	// or neither.
+	Settle(ctx context.Context, group, id string, entries ...Entry) error
+}
+
 // Expirer is implemented by stores that expire inbox marks on request (as
 // well as on their own), so the retention window can be tested and forced.
 type Expirer interface {

@@ -79,6 +79,7 @@ var (
 	_ store.Store   = (*Store)(nil)
 	_ store.Expirer = (*Store)(nil)
 	_ store.Outbox  = (*Store)(nil)
+	_ store.Settler = (*Store)(nil)
 )
 
 //go:embed migrations/*.sql
@@ -310,7 +311,7 @@ func parseID(id string) (int64, bool) {
 
 // queries are the statements, with the schema's name in them.
 type queries struct {
-	seen, markSeen, forget, expire                      string
+	seen, markSeen, markSeenMany, forget, expire        string
 	setTimer, dueTimers, cancelTimer                    string
 	appendJournal, history, since                       string
 	addDead, dead, listDead, dropDead                   string
@@ -327,7 +328,9 @@ func newQueries(schema string) queries {
 	q := queries{
 		seen:     `SELECT expires > $3 FROM {s}.inbox WHERE grp = $1 AND id = $2`,
 		markSeen: `INSERT INTO {s}.inbox (grp, id, expires) VALUES ($1, $2, $3) ON CONFLICT (grp, id) DO UPDATE SET expires = excluded.expires`,
-		forget:   `DELETE FROM {s}.inbox WHERE grp = $1 AND id = $2`,
+		markSeenMany: `INSERT INTO {s}.inbox (grp, id, expires) SELECT g, i, $3 FROM unnest($1::text[], $2::text[]) AS u(g, i)
+			ON CONFLICT (grp, id) DO UPDATE SET expires = excluded.expires`,
+		forget: `DELETE FROM {s}.inbox WHERE grp = $1 AND id = $2`,
 		expire: `DELETE FROM {s}.inbox WHERE (grp, id) IN (
 			SELECT grp, id FROM {s}.inbox WHERE expires <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 
@@ -393,7 +396,7 @@ func newQueries(schema string) queries {
 		runs: `{s}.runs`,
 	}
 	for _, p := range []*string{
-		&q.seen, &q.markSeen, &q.forget, &q.expire, &q.setTimer, &q.dueTimers, &q.cancelTimer,
+		&q.seen, &q.markSeen, &q.markSeenMany, &q.forget, &q.expire, &q.setTimer, &q.dueTimers, &q.cancelTimer,
 		&q.appendJournal, &q.history, &q.since, &q.addDead, &q.dead, &q.listDead, &q.dropDead,
 		&q.createRun, &q.runByKey, &q.run, &q.saveRun, &q.runRev, &q.runCursor, &q.dueRuns,
 		&q.claimOutbox, &q.markSent, &q.createSchedule, &q.updateSchedule, &q.schedule, &q.schedules,

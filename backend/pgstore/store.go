@@ -107,15 +107,18 @@ func (s *Store) CancelTimer(ctx context.Context, id string) error {
 	return nil
 }
 
-// appendReq is one Append waiting for the journal writer.
+// appendReq is one Append (or Settle) waiting for the journal writer.
 type appendReq struct {
 	corr    []string
 	at      []time.Time
 	outcome []string
 	docs    []string
-	seqs    []uint64 // set by the writer before done
+	mark    *inboxMark // Settle's: written in the entries' transaction
+	seqs    []uint64   // set by the writer before done
 	done    chan error
 }
+
+type inboxMark struct{ group, id string }
 
 // maxAppendBatch bounds the entries one statement of the journal writer
 // inserts.
@@ -128,8 +131,22 @@ func (s *Store) Append(ctx context.Context, entries ...store.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	return s.journal(ctx, nil, entries)
+}
+
+// Settle marks id handled by group and appends entries in one transaction,
+// which the journal writer shares with the other Appends and Settles
+// waiting: one commit for all of them.
+func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.Entry) error {
+	return s.journal(ctx, &inboxMark{clean(group), clean(id)}, entries)
+}
+
+// journal hands entries, and an inbox mark if any, to the journal writer
+// and waits for their commit.
+func (s *Store) journal(ctx context.Context, mark *inboxMark, entries []store.Entry) error {
 	n := len(entries)
-	req := &appendReq{corr: make([]string, n), at: make([]time.Time, n), outcome: make([]string, n), docs: make([]string, n), done: make(chan error, 1)}
+	req := &appendReq{corr: make([]string, n), at: make([]time.Time, n), outcome: make([]string, n), docs: make([]string, n),
+		mark: mark, done: make(chan error, 1)}
 	for i, e := range entries {
 		req.corr[i], req.at[i], req.outcome[i] = clean(e.CorrelationID), e.Time, clean(string(e.Outcome))
 		e.Seq = 0
@@ -198,18 +215,43 @@ func (s *Store) appendBatch(batch []*appendReq, n int) error {
 	at := make([]time.Time, 0, n)
 	outcome := make([]string, 0, n)
 	docs := make([]string, 0, n)
+	var groups, ids []string
+	marked := map[inboxMark]bool{}
 	for _, req := range batch {
 		corr, at = append(corr, req.corr...), append(at, req.at...)
 		outcome, docs = append(outcome, req.outcome...), append(docs, req.docs...)
+		// One row per mark: two copies of an event settled in one batch
+		// would make the upsert touch a row twice, which it refuses.
+		if m := req.mark; m != nil && !marked[*m] {
+			marked[*m] = true
+			groups, ids = append(groups, m.group), append(ids, m.id)
+		}
 	}
 	// Not the context of one caller: the statement writes for all of them.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, s.q.appendJournal, s.lockJ, corr, at, outcome, docs)
-	if err != nil {
-		return s.fail("journal", err)
+	var seqs []int64
+	insert := func(q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}) error {
+		rows, err := q.Query(ctx, s.q.appendJournal, s.lockJ, corr, at, outcome, docs)
+		if err != nil {
+			return err
+		}
+		seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
 	}
-	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	var err error
+	if len(groups) == 0 {
+		err = insert(s.pool)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, s.q.markSeenMany, groups, ids, time.Now().Add(s.cfg.InboxRetention)); err != nil {
+				return err
+			}
+			return insert(tx)
+		})
+	}
 	if err != nil {
 		return s.fail("journal", err)
 	}

@@ -20,6 +20,7 @@ var (
 	_ store.Store   = (*Store)(nil)
 	_ store.Expirer = (*Store)(nil)
 	_ store.Outbox  = (*Store)(nil)
+	_ store.Settler = (*Store)(nil)
 )
 
 // Config configures a Store. The zero value of every field but URL means its

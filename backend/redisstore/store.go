@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +28,37 @@ func (s *Store) Seen(ctx context.Context, group, id string) (bool, error) {
 	return n == 1, nil
 }
 
-var markSeenScript = redis.NewScript(`
+// markSeenLua marks KEYS[1] for ARGV[1] ms and indexes it in KEYS[2] by
+// expiry (ARGV[2], member ARGV[3]), trimming marks expired by ARGV[4].
+const markSeenLua = `
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return 1`)
+`
+
+var markSeenScript = redis.NewScript(markSeenLua + `return 1`)
+
+// settleScript is MarkSeen then Append, at once: KEYS are the inbox mark,
+// the expiry index, the journal counter and the journal; ARGV the four of
+// MarkSeen, then Append's.
+var settleScript = redis.NewScript(markSeenLua + appendLua(3, 5))
+
+// Settle marks id handled by group and appends entries, in one script.
+func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.Entry) error {
+	m := s.inboxMember(group, id)
+	now := time.Now()
+	ttl := s.cfg.InboxRetention.Milliseconds()
+	args, err := s.appendArgs(entries, ttl, now.UnixMilli()+ttl, m, now.UnixMilli())
+	if err != nil {
+		return err
+	}
+	seqs, err := settleScript.Run(ctx, s.rdb, []string{s.k.inbox + m, s.k.inboxExpiry, s.k.journalSeq, s.k.journal}, args...).Int64Slice()
+	if err != nil {
+		return fail("settle", err)
+	}
+	setSeqs(entries, seqs)
+	return nil
+}
 
 // MarkSeen records that group handled id, for the retention window from
 // now; marking again extends it.
@@ -160,15 +187,22 @@ func (e errorString) Error() string { return string(e) }
 // The journal: a counter for Seq, a stream of the entries whose ids are
 // "Seq-0" (so Since is one XRANGE), and a list of Seq per correlation id.
 
-var appendScript = redis.NewScript(`
+// appendLua appends journal entries: KEYS[k] is the counter and KEYS[k+1]
+// the stream; ARGV[a] the prefix of the per-correlation lists, and the
+// (correlation id, entry) pairs follow it. It returns the entries' Seqs.
+func appendLua(k, a int) string {
+	return fmt.Sprintf(`
 local seqs = {}
-for i = 2, #ARGV, 2 do
-  local seq = redis.call('INCR', KEYS[1])
-  redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[i+1])
-  if ARGV[i] ~= '' then redis.call('RPUSH', ARGV[1] .. ARGV[i], seq) end
+for i = %[2]d + 1, #ARGV, 2 do
+  local seq = redis.call('INCR', KEYS[%[1]d])
+  redis.call('XADD', KEYS[%[1]d + 1], seq .. '-0', 'e', ARGV[i+1])
+  if ARGV[i] ~= '' then redis.call('RPUSH', ARGV[%[2]d] .. ARGV[i], seq) end
   seqs[#seqs+1] = seq
 end
-return seqs`)
+return seqs`, k, a)
+}
+
+var appendScript = redis.NewScript(appendLua(1, 1))
 
 var historyScript = redis.NewScript(`
 local seqs = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -188,26 +222,39 @@ func (s *Store) Append(ctx context.Context, entries ...store.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	args := make([]any, 1, 1+2*len(entries))
-	args[0] = s.k.journalCorr
-	for _, e := range entries {
-		e.Seq = 0
-		v, err := json.Marshal(e)
-		if err != nil {
-			return baton.Errorf(baton.Invalid, "journal", "encode entry: %w", err)
-		}
-		args = append(args, e.CorrelationID, v)
+	args, err := s.appendArgs(entries)
+	if err != nil {
+		return err
 	}
 	seqs, err := appendScript.Run(ctx, s.rdb, []string{s.k.journalSeq, s.k.journal}, args...).Int64Slice()
 	if err != nil {
 		return fail("journal", err)
 	}
+	setSeqs(entries, seqs)
+	return nil
+}
+
+// appendArgs are the arguments of appendLua after those given: the prefix
+// of the per-correlation lists, then each entry's correlation id and JSON.
+func (s *Store) appendArgs(entries []store.Entry, before ...any) ([]any, error) {
+	args := append(before, s.k.journalCorr)
+	for _, e := range entries {
+		e.Seq = 0
+		v, err := json.Marshal(e)
+		if err != nil {
+			return nil, baton.Errorf(baton.Invalid, "journal", "encode entry: %w", err)
+		}
+		args = append(args, e.CorrelationID, v)
+	}
+	return args, nil
+}
+
+func setSeqs(entries []store.Entry, seqs []int64) {
 	for i := range entries {
 		if i < len(seqs) {
 			entries[i].Seq = uint64(seqs[i])
 		}
 	}
-	return nil
 }
 
 func decodeEntry(seq uint64, v string) (store.Entry, error) {
