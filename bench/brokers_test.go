@@ -18,7 +18,6 @@ import (
 	"github.com/batonhq/baton/backend/rabbitbus"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/examples/orders"
-	"github.com/batonhq/baton/examples/orders/orchestration"
 	"github.com/batonhq/baton/flow"
 )
 
@@ -141,37 +140,7 @@ func openBrokerFlow(b *testing.B, busKind, storeKind string, orchestrated bool) 
 		})
 		tr = nb
 	}
-	rt, err := bus.New(bus.Config{Transport: tr, Store: st})
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := &orderFlow{rt: rt, placed: map[string]time.Time{}, finished: map[string]time.Duration{}, done: make(chan struct{}), want: b.N}
-	ledger, _ := orders.NewLedger("")
-	services := orders.Services(ledger, orders.Faults{})
-	for _, s := range services {
-		if s.Name == "order" {
-			for i := range s.Handlers {
-				s.Handlers[i].Func = f.observe(s.Handlers[i].Func)
-			}
-		}
-		if err := rt.Register(s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if orchestrated {
-		if f.co, err = flow.New(flow.Config{Store: st, Transport: tr, Flows: []flow.Flow{orchestration.Flow()}, Services: services}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if f.co != nil {
-			f.co.Stop(stopCtx)
-		}
-		rt.Stop(stopCtx)
-	})
-	return f
+	return wireFlow(b, tr, st, b.N, orchestrated)
 }
 
 // BenchmarkBrokerOrderFlow places b.N orders of the order flow, with no

@@ -14,9 +14,10 @@ import (
 	"github.com/batonhq/baton/examples/orders"
 	"github.com/batonhq/baton/examples/orders/orchestration"
 	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/store"
 )
 
-// orderFlow is the order flow on a fresh data directory, choreographed or,
+// orderFlow is the order flow (on a fresh data directory when b is set), choreographed or,
 // with co set, orchestrated over the same services, with the time each order
 // was placed and finished.
 type orderFlow struct {
@@ -43,18 +44,29 @@ func (f *orderFlow) start(tb testing.TB) {
 	}
 }
 
-// openFlow opens the order flow without starting anything; orchestrated
-// adds a coordinator running the order flow over the services.
+// openFlow opens the order flow on the embedded backend without starting
+// anything; orchestrated adds a coordinator running the order flow over the
+// services.
 func openFlow(tb testing.TB, want int, orchestrated bool) *orderFlow {
 	b, err := embedded.Open(embedded.Config{Dir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rt, err := bus.New(bus.Config{Transport: b, Store: b})
+	tb.Cleanup(func() { b.Close() }) // after wireFlow's cleanup: last
+	f := wireFlow(tb, b, b, want, orchestrated)
+	f.b = b
+	return f
+}
+
+// wireFlow registers the order services on a runtime over tr and st, the
+// order service's handlers observed, and, orchestrated, a coordinator
+// running the order flow over them; both are stopped when tb ends.
+func wireFlow(tb testing.TB, tr bus.Transport, st store.Store, want int, orchestrated bool) *orderFlow {
+	rt, err := bus.New(bus.Config{Transport: tr, Store: st})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := &orderFlow{b: b, rt: rt, placed: map[string]time.Time{}, finished: map[string]time.Duration{}, done: make(chan struct{}), want: want}
+	f := &orderFlow{rt: rt, placed: map[string]time.Time{}, finished: map[string]time.Duration{}, done: make(chan struct{}), want: want}
 	ledger, _ := orders.NewLedger("")
 	services := orders.Services(ledger, orders.Faults{})
 	for _, s := range services {
@@ -68,16 +80,17 @@ func openFlow(tb testing.TB, want int, orchestrated bool) *orderFlow {
 		}
 	}
 	if orchestrated {
-		if f.co, err = flow.New(flow.Config{Store: b, Transport: b, Flows: []flow.Flow{orchestration.Flow()}, Services: services}); err != nil {
+		if f.co, err = flow.New(flow.Config{Store: st, Transport: tr, Flows: []flow.Flow{orchestration.Flow()}, Services: services}); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	tb.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		if f.co != nil {
-			f.co.Stop(context.Background())
+			f.co.Stop(stopCtx)
 		}
-		rt.Stop(context.Background())
-		b.Close()
+		rt.Stop(stopCtx)
 	})
 	return f
 }
