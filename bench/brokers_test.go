@@ -318,34 +318,11 @@ func benchmarkHandwrittenOrderFlow(b *testing.B) {
 		queues = append(queues, ns+"."+h.group)
 	}
 	b.Cleanup(func() { deleteRabbitMQ(b, ns, queues...) })
-	pubConn, err := amqp.Dial(rabbitURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { pubConn.Close() })
-	subConn, err := amqp.Dial(rabbitURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { subConn.Close() })
-
-	setup, err := subConn.Channel()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := setup.ExchangeDeclare(ns, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		b.Fatal(err)
-	}
+	bindings := map[string]string{}
 	for _, h := range hops {
-		q := ns + "." + h.group
-		if _, err := setup.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-mode": "lazy"}); err != nil {
-			b.Fatal(err)
-		}
-		if err := setup.QueueBind(q, h.in, ns, false, nil); err != nil {
-			b.Fatal(err)
-		}
+		bindings[ns+"."+h.group] = h.in
 	}
-	setup.Close()
+	pubConn, subConn := handTopology(b, ns, bindings)
 
 	f := &handFlow{placed: map[string]time.Time{}, finished: map[string]time.Duration{}, want: b.N, done: make(chan struct{})}
 	var consumers sync.WaitGroup

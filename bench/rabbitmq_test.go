@@ -355,33 +355,7 @@ func benchmarkHandwrittenPipeline(b *testing.B) {
 	ns := benchNamespace()
 	relayQ, sinkQ := ns+".relay", ns+".sink"
 	b.Cleanup(func() { deleteRabbitMQ(b, ns, relayQ, sinkQ) })
-	pubConn, err := amqp.Dial(rabbitURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { pubConn.Close() })
-	subConn, err := amqp.Dial(rabbitURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { subConn.Close() })
-
-	setup, err := subConn.Channel()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := setup.ExchangeDeclare(ns, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		b.Fatal(err)
-	}
-	for q, key := range map[string]string{relayQ: pipelineIn, sinkQ: pipelineOut} {
-		if _, err := setup.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-mode": "lazy"}); err != nil {
-			b.Fatal(err)
-		}
-		if err := setup.QueueBind(q, key, ns, false, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-	setup.Close()
+	pubConn, subConn := handTopology(b, ns, map[string]string{relayQ: pipelineIn, sinkQ: pipelineOut})
 
 	pub, err := pubConn.Channel()
 	if err != nil {
@@ -483,4 +457,38 @@ func benchmarkHandwrittenPipeline(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/event")
+}
+
+// handTopology declares what the hand-written benchmarks use: the topic
+// exchange ns and, for each queue, a durable lazy classic queue bound to its
+// routing key; and dials one connection to publish on and one to consume
+// on, closed when b ends.
+func handTopology(b *testing.B, ns string, bindings map[string]string) (pubConn, subConn *amqp.Connection) {
+	pubConn, err := amqp.Dial(rabbitURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pubConn.Close() })
+	subConn, err = amqp.Dial(rabbitURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { subConn.Close() })
+	setup, err := subConn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer setup.Close()
+	if err := setup.ExchangeDeclare(ns, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	for q, key := range bindings {
+		if _, err := setup.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-mode": "lazy"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := setup.QueueBind(q, key, ns, false, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return pubConn, subConn
 }
