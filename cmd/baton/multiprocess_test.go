@@ -380,7 +380,7 @@ func multiProcessOrders(t *testing.T, style string, backends []string) {
 			t.Errorf("order %s (%s): effects %v, want %v", id, k, got, want)
 		}
 	}
-	t.Logf("%d orders, %d dead-lettered (gateway down); %s", n, wantDead, summarizeRestarts(c))
+	t.Logf("%d orders, %d dead-lettered (gateway down); %s", n, wantDead, workerSummary(c))
 }
 
 // ledger reads a service's ledger as its worker wrote it so far, from a
@@ -392,7 +392,7 @@ func (c *cluster) ledger(t *testing.T, service string) *orders.Ledger {
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	cp := filepath.Join(t.TempDir(), "ledger.jsonl")
+	cp := filepath.Join(c.dir, service+"-ledger-copy.jsonl")
 	if err := os.WriteFile(cp, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -400,13 +400,15 @@ func (c *cluster) ledger(t *testing.T, service string) *orders.Ledger {
 	if err != nil {
 		t.Fatalf("%s ledger: %v", service, err)
 	}
-	t.Cleanup(func() { l.Close() })
+	// Only read from now on: the file is not kept open while the test
+	// polls.
+	l.Close()
 	return l
 }
 
-// summarizeRestarts says what the workers printed about
+// workerSummary says what the workers printed about
 // duplicates when they stopped (the payment worker: since its restart).
-func summarizeRestarts(c *cluster) string {
+func workerSummary(c *cluster) string {
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(c.workers)) {
 		if m := workerStopped.FindStringSubmatch(c.workers[name].stderr.String()); m != nil {
