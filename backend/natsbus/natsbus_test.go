@@ -56,9 +56,15 @@ func requireNATS(t *testing.T) {
 // the test ends.
 func openBus(t *testing.T) *natsbus.Bus {
 	t.Helper()
+	return openBusWith(t, natsbus.Config{})
+}
+
+// openBusWith is openBus with cfg's settings besides URL and Namespace.
+func openBusWith(t *testing.T, cfg natsbus.Config) *natsbus.Bus {
+	t.Helper()
 	requireNATS(t)
-	ns := "t" + strings.ToLower(rand.Text()[:12])
-	b, err := natsbus.Open(t.Context(), natsbus.Config{URL: natsURL(), Namespace: ns})
+	cfg.URL, cfg.Namespace = natsURL(), "t"+strings.ToLower(rand.Text()[:12])
+	b, err := natsbus.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("open natsbus: %v", err)
 	}
@@ -333,4 +339,33 @@ func TestChangePatterns(t *testing.T) {
 		t.Errorf("received %v; want p-2 and p-4", got)
 	}
 	expectNothing(t, s, "order.placed.v1 and order.shipped.v1 match none of the new patterns")
+}
+
+// A message held longer than AckWait, by a slow handler, is kept alive by
+// its subscription: JetStream does not redeliver it meanwhile.
+func TestHeldMessageNotRedelivered(t *testing.T) {
+	const ackWait = time.Second
+	b := openBusWith(t, natsbus.Config{AckWait: ackWait})
+	sub, err := b.Subscribe(t.Context(), "slow", []string{"order.placed.v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	if err := b.Publish(t.Context(), eventMessage(t, "order.placed.v1", "o-slow")); err != nil {
+		t.Fatal(err)
+	}
+	first, cancelFirst := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancelFirst()
+	d, err := sub.Receive(first)
+	if err != nil {
+		t.Fatalf("expected the event: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 4*ackWait)
+	defer cancel()
+	if again, err := sub.Receive(ctx); err == nil {
+		t.Fatalf("%s delivered again (attempt %d) while the first delivery was held; want it kept alive", again.ID, again.Attempt)
+	}
+	if err := sub.Ack(t.Context(), d); err != nil {
+		t.Fatalf("ack after holding the message for %v: %v", 4*ackWait, err)
+	}
 }
