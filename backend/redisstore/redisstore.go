@@ -34,7 +34,12 @@ type Config struct {
 
 // Store is a store.Store, store.Expirer and store.Outbox on Redis.
 type Store struct {
-	rdb       *redis.Client
+	client *redis.Client
+	// rdb sends every command: it gathers the commands that concurrent
+	// handlers issue at the same moment into one pipeline, so that a busy
+	// runtime pays one round trip (and one system call each side) for many
+	// of them; a lone command goes at once.
+	rdb       *redis.AutoPipeliner
 	cfg       Config
 	k         keys
 	closeOnce sync.Once
@@ -102,12 +107,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, baton.Errorf(baton.Unavailable, "redisstore open", "cannot reach Redis at %s: %w", opt.Addr, err)
 	}
 	cfg.Logger.Debug("redisstore: connected", "addr", opt.Addr, "db", opt.DB, "prefix", cfg.Prefix)
-	return &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Prefix)}, nil
+	ap, err := rdb.AutoPipeline()
+	if err != nil {
+		rdb.Close()
+		return nil, baton.Errorf(baton.Internal, "redisstore open", "start the pipeliner: %w", err)
+	}
+	return &Store{client: rdb, rdb: ap, cfg: cfg, k: newKeys(cfg.Prefix)}, nil
 }
 
 // Close closes the connections. Closing twice is not an error.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.rdb.Close() })
+	s.closeOnce.Do(func() { s.closeErr = s.client.Close() })
 	return s.closeErr
 }
 
