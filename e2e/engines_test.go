@@ -211,10 +211,11 @@ func (p *proc) await(t testing.TB, ready func(context.Context) error) {
 
 // restarter is an engine the fault test can take away and bring back.
 type restarter interface {
-	// restart takes the engine down, leaves it down for down, starts it
-	// again and returns once it serves.
-	restart(t testing.TB, down time.Duration)
-	// how says how restart takes the engine down.
+	// stop takes the engine down.
+	stop(t testing.TB)
+	// start starts it again and returns once it serves.
+	start(t testing.TB)
+	// how says how stop takes the engine down.
 	how() string
 }
 
@@ -254,17 +255,20 @@ func (s *natsServer) launch(t testing.TB) {
 
 func (s *natsServer) how() string { return "SIGKILL, then started again on the same port and store" }
 
-// restart kills the server rather than stopping it: nats-server 2.9.10
+// stop kills the server rather than stopping it: nats-server 2.9.10
 // (Debian 12's), stopped with SIGTERM or SIGINT under load, acknowledges
 // publishes that arrive while it shuts JetStream down and then does not
 // have them after the restart, in a stream with interest retention as
 // natsbus uses — with nats.go alone, no Baton code involved. A kill, which
 // leaves what the server wrote to the kernel, loses nothing. Its
 // graceful alternative, lame duck mode, takes at least 30 s.
-func (s *natsServer) restart(t testing.TB, down time.Duration) {
+func (s *natsServer) stop(t testing.TB) {
 	t.Helper()
 	s.p.stop(t, syscall.SIGKILL, 30*time.Second)
-	time.Sleep(down)
+}
+
+func (s *natsServer) start(t testing.TB) {
+	t.Helper()
 	s.launch(t)
 }
 
@@ -329,10 +333,13 @@ func (s *redisServer) how() string {
 	return "SIGKILL (appendfsync always), then started again on the same port and directory"
 }
 
-func (s *redisServer) restart(t testing.TB, down time.Duration) {
+func (s *redisServer) stop(t testing.TB) {
 	t.Helper()
 	s.p.stop(t, syscall.SIGKILL, 30*time.Second)
-	time.Sleep(down)
+}
+
+func (s *redisServer) start(t testing.TB) {
+	t.Helper()
 	s.launch(t)
 }
 
@@ -417,10 +424,13 @@ func (s *pgServer) how() string {
 	return "immediate shutdown (SIGQUIT: no checkpoint, recovery from the WAL on start), then started again"
 }
 
-func (s *pgServer) restart(t testing.TB, down time.Duration) {
+func (s *pgServer) stop(t testing.TB) {
 	t.Helper()
 	s.p.stop(t, syscall.SIGQUIT, time.Minute)
-	time.Sleep(down)
+}
+
+func (s *pgServer) start(t testing.TB) {
+	t.Helper()
 	s.launch(t)
 }
 
@@ -541,12 +551,15 @@ func (n *rabbitNode) how() string {
 	return "rabbitmqctl stop_app, then start_app (the Erlang node stays up)"
 }
 
-func (n *rabbitNode) restart(t testing.TB, down time.Duration) {
+func (n *rabbitNode) stop(t testing.TB) {
 	t.Helper()
 	if out, err := n.rabbitmqctl("stop_app"); err != nil {
 		t.Fatalf("rabbitmqctl stop_app: %v\n%s", err, out)
 	}
-	time.Sleep(down)
+}
+
+func (n *rabbitNode) start(t testing.TB) {
+	t.Helper()
 	if out, err := n.rabbitmqctl("start_app"); err != nil {
 		t.Fatalf("rabbitmqctl start_app: %v\n%s", err, out)
 	}
