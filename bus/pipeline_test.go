@@ -443,7 +443,7 @@ func TestDuplicatePublishIsHandledOncePerGroup(t *testing.T) {
 		if published != 1 {
 			t.Errorf("journal: output %s published %d times, want once", out, published)
 		}
-		if m.name == "stepwise" {
+		if m.name != "atomic" {
 			// The runtime checks the inbox itself before calling the handler.
 			for name, r := range map[string]*recorder{"billing": billing, "audit": audit} {
 				if n := r.times("dup-1"); n != 1 {
@@ -722,9 +722,31 @@ type mode struct {
 // publishes to every group.
 type stepwise struct{ bus.Transport }
 
+// async is stepwise with publishes confirmed later, as on a broker with
+// publisher confirms: the runtime handles the next deliveries while the
+// outputs of earlier ones wait for theirs.
+type async struct{ stepwise }
+
+func (a async) PublishAsync(ctx context.Context, group string, msgs ...bus.Message) func(context.Context) error {
+	if group != "" {
+		return func(context.Context) error { return errors.New("stepwise: the transport cannot send to one group") }
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Publish(ctx, msgs...) }()
+	return func(ctx context.Context) error {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 var modes = []mode{
 	{"atomic", func(b *embedded.Backend) bus.Transport { return b }},
 	{"stepwise", func(b *embedded.Backend) bus.Transport { return stepwise{b} }},
+	{"async", func(b *embedded.Backend) bus.Transport { return async{stepwise{b}} }},
 }
 
 func forEachMode(t *testing.T, fn func(*testing.T, mode)) {
@@ -1114,4 +1136,57 @@ func publisherOf(t *testing.T, b *embedded.Backend) *bus.Runtime {
 		t.Fatal(err)
 	}
 	return rt
+}
+
+// lossy is async, except that the first lose publishes it is given are
+// lost: the broker never confirms them.
+type lossy struct {
+	async
+	mu   sync.Mutex
+	lose int
+}
+
+func (l *lossy) PublishAsync(ctx context.Context, group string, msgs ...bus.Message) func(context.Context) error {
+	l.mu.Lock()
+	lost := l.lose > 0
+	l.lose--
+	l.mu.Unlock()
+	if lost {
+		return func(context.Context) error {
+			return baton.Errorf(baton.Unavailable, "publish", "the connection closed before the broker confirmed %d messages", len(msgs))
+		}
+	}
+	return l.async.PublishAsync(ctx, group, msgs...)
+}
+
+// Outputs sent ahead whose confirms fail are published again when their
+// input is settled: each arrives once, and each input is handled once.
+func TestUnconfirmedOutputsArePublishedAgain(t *testing.T) {
+	t.Parallel()
+	b := openMemory(t)
+	tr := &lossy{async: async{stepwise{b}}, lose: 5}
+	charged, sink := newRecorder(), newRecorder()
+	charge := func(ctx context.Context, e baton.Event) ([]baton.Event, error) {
+		charged.handle(ctx, e)
+		o, err := baton.NewEvent("payment.processed.v1", "", map[string]string{"for": e.ID})
+		return []baton.Event{o}, err
+	}
+	rt := run(t, b, bus.Config{Transport: tr, Concurrency: 2},
+		baton.Service{Name: "billing", Handlers: []baton.Handler{{Type: "order.placed.v1", Func: charge}}},
+		baton.Service{Name: "sink", Handlers: []baton.Handler{{Type: "payment.processed.v1", Func: sink.handle}}})
+	var in, out []string
+	for i := range 20 {
+		id := fmt.Sprintf("lost-%d", i)
+		publish(t, rt, orderEvent(t, id, i))
+		in, out = append(in, id), append(out, event.OutputID(id, "billing", 0))
+	}
+	sink.wait(t, out...)
+	wantCount(t, "Handled", rt.Stats().Handled, 40)
+	charged.exactlyOnce(t, in...)
+	sink.exactlyOnce(t, out...)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.lose > 0 {
+		t.Errorf("%d of the 5 lost publishes were never attempted", tr.lose)
+	}
 }

@@ -42,6 +42,7 @@ type Runtime struct {
 	cfg      Config
 	atomic   bool // the transport is a Committer
 	commit   func(context.Context, Subscription, Commit) error
+	async    AsyncPublisher // nil unless the transport is one, and not a Committer
 	services []baton.Service
 	stats    Stats
 
@@ -80,6 +81,7 @@ func New(cfg Config) (*Runtime, error) {
 		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
 	} else {
 		r.commit = r.commitInSteps
+		r.async, _ = cfg.Transport.(AsyncPublisher)
 	}
 	return r, nil
 }
@@ -329,7 +331,87 @@ type worker struct {
 	sub Subscription
 }
 
+// windowSize is how many deliveries a consumer may have handled and not
+// yet settled while their outputs wait for the broker's confirms, on a
+// transport that is an AsyncPublisher.
+const windowSize = 16
+
+// inflight is a handled delivery on its way to being settled.
+type inflight struct {
+	d       Delivery
+	c       Commit
+	v       verdict
+	confirm func(context.Context) error // of c.Publish, sent already; nil if not
+	settled chan struct{}               // closed once settled
+}
+
+// settling is a worker's window on a transport that is an AsyncPublisher:
+// the deliveries it handled, whose outputs are sent, settled in the order
+// received by a goroutine of their own once the broker confirms them.
+type settling struct {
+	pending chan inflight
+	done    chan struct{}
+	mu      sync.Mutex
+	// unsettled maps the event ids in the window to their settled channel:
+	// a copy of one of them received meanwhile waits for it to be settled,
+	// and is then found in the inbox.
+	unsettled map[string]chan struct{}
+}
+
+func (w *worker) startSettling(ctx context.Context) *settling {
+	s := &settling{pending: make(chan inflight, windowSize), done: make(chan struct{}), unsettled: map[string]chan struct{}{}}
+	go func() {
+		defer close(s.done)
+		for f := range s.pending {
+			w.settle(ctx, f)
+			s.mu.Lock()
+			if s.unsettled[f.d.ID] == f.settled {
+				delete(s.unsettled, f.d.ID)
+			}
+			s.mu.Unlock()
+			close(f.settled)
+		}
+	}()
+	return s
+}
+
+// add sends f's outputs and puts f in the window, waiting for room.
+func (s *settling) add(ctx context.Context, ap AsyncPublisher, f inflight) {
+	if len(f.c.Publish) > 0 {
+		f.confirm = ap.PublishAsync(context.WithoutCancel(ctx), f.c.ReplyTo, f.c.Publish...)
+	}
+	f.settled = make(chan struct{})
+	if f.d.ID != "" {
+		s.mu.Lock()
+		s.unsettled[f.d.ID] = f.settled
+		s.mu.Unlock()
+	}
+	s.pending <- f
+}
+
+// waitFor waits until a delivery of event id in the window, if any, is
+// settled.
+func (s *settling) waitFor(id string) {
+	s.mu.Lock()
+	earlier := s.unsettled[id]
+	s.mu.Unlock()
+	if earlier != nil {
+		<-earlier
+	}
+}
+
+// close settles what is in the window and stops.
+func (s *settling) close() {
+	close(s.pending)
+	<-s.done
+}
+
 func (w *worker) run(ctx context.Context) {
+	var window *settling
+	if w.r.async != nil {
+		window = w.startSettling(ctx)
+		defer window.close()
+	}
 	backoff := 10 * time.Millisecond
 	for {
 		// A transport may hand out a ready message even to a cancelled
@@ -352,40 +434,58 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		backoff = 10 * time.Millisecond
+		if window != nil {
+			window.waitFor(d.ID)
+		}
 		// The handler and the settlement are not cancelled by Stop: work
 		// taken is finished.
 		c, v := w.handle(context.WithoutCancel(ctx), d)
-		for attempt := 1; ; attempt++ {
-			err := w.r.commit(context.WithoutCancel(ctx), w.sub, c)
-			if err == nil || errors.Is(err, ErrDuplicate) {
-				if err != nil {
-					v = verdict{duplicate: true}
-				}
-				w.r.stats.count(v, len(c.Publish))
-				break
-			}
-			// A store or broker that is away is waited for while the
-			// runtime runs: the delivery stays held, and is settled once it
-			// is back. Otherwise, after a few tries, the delivery is handed
-			// back, to be handled again (its outputs keep their ids); a
-			// delivery neither settled nor handed back would stay with this
-			// consumer, and its order would never end.
-			code := baton.ErrorCode(err)
-			if code == baton.Invalid || code == baton.Conflict {
-				// Already settled, or not this transport's: nothing to hand back.
-				w.r.cfg.Logger.Error("settle failed", "group", w.svc.Name, "event", d.ID, "err", err)
-				break
-			}
-			if attempt >= 5 && (code != baton.Unavailable || ctx.Err() != nil) {
-				w.r.cfg.Logger.Error("settle failed; handing the event back for redelivery", "group", w.svc.Name, "event", d.ID, "err", err)
-				w.handBack(ctx, d)
-				break
-			}
-			if attempt == 5 {
-				w.r.cfg.Logger.Warn("settle failed; retrying until the backend is back", "group", w.svc.Name, "event", d.ID, "err", err)
-			}
-			time.Sleep(min(time.Duration(attempt)*50*time.Millisecond, 2*time.Second))
+		if window != nil {
+			window.add(ctx, w.r.async, inflight{d: d, c: c, v: v})
+		} else {
+			w.settle(ctx, inflight{d: d, c: c, v: v})
 		}
+	}
+}
+
+// settle applies a handled delivery's commit, once its outputs, if sent
+// already, are confirmed (or sent again, if they were not).
+func (w *worker) settle(ctx context.Context, f inflight) {
+	c, d, v := f.c, f.d, f.v
+	published := len(c.Publish)
+	if f.confirm != nil && f.confirm(context.WithoutCancel(ctx)) == nil {
+		c.Publish = nil
+	}
+	for attempt := 1; ; attempt++ {
+		err := w.r.commit(context.WithoutCancel(ctx), w.sub, c)
+		if err == nil || errors.Is(err, ErrDuplicate) {
+			if err != nil {
+				v = verdict{duplicate: true}
+			}
+			w.r.stats.count(v, published)
+			return
+		}
+		// A store or broker that is away is waited for while the runtime
+		// runs: the delivery stays held, and is settled once it is back.
+		// Otherwise, after a few tries, the delivery is handed back, to be
+		// handled again (its outputs keep their ids); a delivery neither
+		// settled nor handed back would stay with this consumer, and its
+		// order would never end.
+		code := baton.ErrorCode(err)
+		if code == baton.Invalid || code == baton.Conflict {
+			// Already settled, or not this transport's: nothing to hand back.
+			w.r.cfg.Logger.Error("settle failed", "group", w.svc.Name, "event", d.ID, "err", err)
+			return
+		}
+		if attempt >= 5 && (code != baton.Unavailable || ctx.Err() != nil) {
+			w.r.cfg.Logger.Error("settle failed; handing the event back for redelivery", "group", w.svc.Name, "event", d.ID, "err", err)
+			w.handBack(ctx, d)
+			return
+		}
+		if attempt == 5 {
+			w.r.cfg.Logger.Warn("settle failed; retrying until the backend is back", "group", w.svc.Name, "event", d.ID, "err", err)
+		}
+		time.Sleep(min(time.Duration(attempt)*50*time.Millisecond, 2*time.Second))
 	}
 }
 

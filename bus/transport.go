@@ -99,3 +99,16 @@ var ErrDuplicate = errors.New("settled as a duplicate: the group already handled
 type GroupPublisher interface {
 	PublishTo(ctx context.Context, group string, msgs ...Message) error
 }
+
+// AsyncPublisher is implemented by transports that can send messages at
+// once and confirm them later. The runtime then lets each consumer handle
+// its next deliveries while the broker confirms the outputs of earlier ones,
+// and settles each delivery, in the order received, once its outputs are
+// confirmed: with a broker on the other end of a network, this is most of
+// a consumer's time.
+type AsyncPublisher interface {
+	// PublishAsync sends msgs as Publish does or, when group is set, as
+	// GroupPublisher.PublishTo does, and returns a function that waits until
+	// every one is durable and returns what Publish would have.
+	PublishAsync(ctx context.Context, group string, msgs ...Message) func(context.Context) error
+}

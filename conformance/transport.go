@@ -33,6 +33,7 @@ func TestTransport(t *testing.T, open func(t *testing.T) bus.Transport) {
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"ReceiveCancelled", testReceiveCancelled},
 		{"PublishNothing", testPublishNothing},
+		{"PublishAsync", testPublishAsync},
 		{"CommitHandled", testCommitHandled},
 		{"CommitDuplicate", testCommitDuplicate},
 		{"CommitRetry", testCommitRetry},
@@ -574,4 +575,43 @@ func testPublishNothing(t *testing.T, tr bus.Transport) {
 		t.Errorf("expected %s first; got %q", m.ID, got[0].ID)
 	}
 	expectQuiet(t, sub, "empty publishes deliver nothing")
+}
+
+// testPublishAsync: on an AsyncPublisher, messages published without
+// waiting are delivered once each, to every group, or to the one group
+// named; many publishes may be under way before the first is confirmed.
+func testPublishAsync(t *testing.T, tr bus.Transport) {
+	ap, ok := tr.(bus.AsyncPublisher)
+	if !ok {
+		t.Skip("the transport is not a bus.AsyncPublisher")
+	}
+	typ := unique("cf") + ".sent.v1"
+	named, other := unique("named-"), unique("other-")
+	subNamed, subOther := subscribe(t, tr, named, typ), subscribe(t, tr, other, typ)
+
+	var routed []bus.Message
+	var confirms []func(context.Context) error
+	for b := range 10 {
+		batch := messages(typ, unique(fmt.Sprintf("b%d-", b)), 10)
+		routed = append(routed, batch...)
+		confirms = append(confirms, ap.PublishAsync(t.Context(), "", batch...))
+	}
+	toNamed := messages(typ, unique("to-named-"), 5)
+	confirms = append(confirms, ap.PublishAsync(t.Context(), named, toNamed...))
+	for i, confirm := range confirms {
+		if err := confirm(t.Context()); err != nil {
+			t.Fatalf("confirm of publish %d of %d: %v", i+1, len(confirms), err)
+		}
+	}
+
+	got := receiveN(t, subNamed, len(routed)+len(toNamed), true, "the routed messages and those sent to the group by name")
+	if err := checkExactlyOnce(append(ids(routed), ids(toNamed)...), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	got = receiveN(t, subOther, len(routed), true, "the routed messages only")
+	if err := checkExactlyOnce(ids(routed), deliveredIDs(got)); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, subOther, "what was sent to another group by name is not delivered here")
+	expectQuiet(t, subNamed, "all were acked")
 }

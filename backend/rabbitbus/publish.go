@@ -26,96 +26,141 @@ type outgoing struct {
 // messages in durable queues are confirmed once written to disk). Through an
 // outage it keeps trying for up to Config.PublishTimeout.
 func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	out := make([]outgoing, len(msgs))
-	for i, m := range msgs {
-		if m.Type == "" {
-			return baton.Errorf(baton.Invalid, "publish", "message %q has no type to route by", m.ID)
-		}
-		out[i] = outgoing{exchange: b.cfg.Namespace, key: m.Type, pub: encode(m)}
-	}
-	return b.send(ctx, "publish "+msgs[0].Type, out)
+	return b.PublishAsync(ctx, "", msgs...)(ctx)
 }
 
 // PublishTo sends msgs to one group's queue only, through the default
 // exchange, declaring the queue if it does not exist yet (so that what is
 // sent to a group that has not subscribed yet waits for it).
 func (b *Bus) PublishTo(ctx context.Context, group string, msgs ...bus.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	if err := checkGroup(group); err != nil {
-		return err
-	}
-	if err := b.declareGroupQueue(ctx, group); err != nil {
-		return err
-	}
-	q := b.queue(group)
-	out := make([]outgoing, len(msgs))
-	for i, m := range msgs {
-		out[i] = outgoing{key: q, mandatory: true, pub: encode(m)}
-	}
-	return b.send(ctx, "publish to "+group, out)
+	return b.PublishAsync(ctx, group, msgs...)(ctx)
 }
 
-// send publishes out on the long-lived confirm channel, all at once, then
-// waits for all their confirms; what the broker nacks or what a lost
-// connection leaves unconfirmed is sent again, until the publish timeout.
-// A message sent twice this way is a duplicate the consumers' inbox absorbs.
-func (b *Bus) send(parent context.Context, op string, out []outgoing) error {
-	ctx, cancel := context.WithTimeout(parent, b.cfg.PublishTimeout)
-	defer cancel()
-	pending := out
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		ch, err := b.pubChannel(ctx)
-		if err != nil {
-			return b.sendError(parent, op, len(pending), len(out), err, lastErr)
+// PublishAsync sends msgs as Publish does or, when group is set, as
+// PublishTo does, without waiting for the broker's confirms; the function
+// it returns waits for them, and sends again what the broker did not take.
+func (b *Bus) PublishAsync(ctx context.Context, group string, msgs ...bus.Message) func(context.Context) error {
+	if len(msgs) == 0 {
+		return func(context.Context) error { return nil }
+	}
+	out := make([]outgoing, len(msgs))
+	op := "publish " + msgs[0].Type
+	if group == "" {
+		for i, m := range msgs {
+			if m.Type == "" {
+				return failed(baton.Errorf(baton.Invalid, "publish", "message %q has no type to route by", m.ID))
+			}
+			out[i] = outgoing{exchange: b.cfg.Namespace, key: m.Type, pub: encode(m)}
 		}
-		failed := make([]bool, len(pending))
-		confs := make([]*amqp.DeferredConfirmation, 0, len(pending))
-		for i, o := range pending {
-			dc, err := ch.PublishWithDeferredConfirm(o.exchange, o.key, o.mandatory, false, o.pub)
+	} else {
+		if err := checkGroup(group); err != nil {
+			return failed(err)
+		}
+		if err := b.declareGroupQueue(ctx, group); err != nil {
+			return failed(err)
+		}
+		q := b.queue(group)
+		for i, m := range msgs {
+			out[i] = outgoing{key: q, mandatory: true, pub: encode(m)}
+		}
+		op = "publish to " + group
+	}
+	return b.sendAsync(ctx, op, out)
+}
+
+func failed(err error) func(context.Context) error {
+	return func(context.Context) error { return err }
+}
+
+// send publishes out and waits for the broker to confirm all of them.
+func (b *Bus) send(ctx context.Context, op string, out []outgoing) error {
+	return b.sendAsync(ctx, op, out)(ctx)
+}
+
+// sendAsync publishes out on the long-lived confirm channel, all at once,
+// and returns a function that waits for their confirms; what the broker
+// nacks or what a lost connection leaves unconfirmed is sent again, until
+// the publish timeout, counted from now. A message sent twice this way is a
+// duplicate the consumers' inbox absorbs.
+func (b *Bus) sendAsync(ctx context.Context, op string, out []outgoing) func(context.Context) error {
+	deadline := time.Now().Add(b.cfg.PublishTimeout)
+	first := func() sending {
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		return b.sendOnce(ctx, out)
+	}()
+	return func(parent context.Context) error {
+		ctx, cancel := context.WithDeadline(parent, deadline)
+		defer cancel()
+		s := first
+		var lastErr error
+		for attempt := 0; ; attempt++ {
+			again, err := s.unconfirmed(ctx)
+			if s.err != nil {
+				lastErr = s.err
+			}
 			if err != nil {
-				lastErr = err
-				for j := i; j < len(pending); j++ {
-					failed[j] = true
-				}
-				break
+				return b.sendError(parent, op, len(s.pending), len(out), err, lastErr)
 			}
-			confs = append(confs, dc)
-		}
-		for i, dc := range confs {
+			if len(again) == 0 {
+				return nil
+			}
 			select {
-			case <-dc.Done():
-				if !dc.Acked() {
-					failed[i] = true
-					lastErr = errors.New("the broker did not confirm a message (nack, or the channel closed)")
-				}
+			case <-time.After(backoff(attempt)):
 			case <-ctx.Done():
-				return b.sendError(parent, op, len(pending), len(out), ctx.Err(), lastErr)
+				return b.sendError(parent, op, len(again), len(out), ctx.Err(), lastErr)
+			case <-b.done:
+				return errClosed
 			}
-		}
-		var again []outgoing
-		for i, f := range failed {
-			if f {
-				again = append(again, pending[i])
-			}
-		}
-		if len(again) == 0 {
-			return nil
-		}
-		pending = again
-		select {
-		case <-time.After(backoff(attempt)):
-		case <-ctx.Done():
-			return b.sendError(parent, op, len(pending), len(out), ctx.Err(), lastErr)
-		case <-b.done:
-			return errClosed
+			s = b.sendOnce(ctx, again)
 		}
 	}
+}
+
+// sending is one try at publishing pending.
+type sending struct {
+	pending []outgoing
+	confs   []*amqp.DeferredConfirmation // of pending[:len(confs)]
+	err     error                        // why the rest were not sent, or the broker's refusal
+}
+
+// sendOnce publishes pending on the confirm channel without waiting.
+func (b *Bus) sendOnce(ctx context.Context, pending []outgoing) sending {
+	s := sending{pending: pending}
+	ch, err := b.pubChannel(ctx)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	s.confs = make([]*amqp.DeferredConfirmation, 0, len(pending))
+	for _, o := range pending {
+		dc, err := ch.PublishWithDeferredConfirm(o.exchange, o.key, o.mandatory, false, o.pub)
+		if err != nil {
+			s.err = err
+			break
+		}
+		s.confs = append(s.confs, dc)
+	}
+	return s
+}
+
+// unconfirmed waits for the confirms of s and returns what must be sent
+// again: what was not sent, what the broker nacked and what a closed
+// channel left unconfirmed.
+func (s *sending) unconfirmed(ctx context.Context) ([]outgoing, error) {
+	var again []outgoing
+	for i, dc := range s.confs {
+		select {
+		case <-dc.Done():
+			if !dc.Acked() {
+				again = append(again, s.pending[i])
+				s.err = errors.New("the broker did not confirm a message (nack, or the channel closed)")
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return append(again, s.pending[len(s.confs):]...), nil
 }
 
 func (b *Bus) sendError(parent context.Context, op string, unconfirmed, total int, err, last error) error {
