@@ -1,6 +1,6 @@
-// Package natsbus is Baton's NATS JetStream transport (bus.Transport and
-// bus.GroupPublisher), on github.com/nats-io/nats.go and its jetstream
-// package.
+// Package natsbus is Baton's NATS JetStream transport (bus.Transport,
+// bus.GroupPublisher and bus.AsyncPublisher), on github.com/nats-io/nats.go
+// and its jetstream package.
 //
 // Topology. One stream per namespace, named after it in upper case ("BATON"),
 // on file storage, with interest retention: a message stays until every
@@ -29,7 +29,9 @@
 // it. Publish sets Nats-Msg-Id to the event id, so that the stream drops a
 // copy published again within its duplicate window (two minutes).
 //
-// Durability. Publish returns once JetStream has acked every message; by
+// Durability. Publish returns once JetStream has acked every message;
+// PublishAsync sends them and leaves the wait for the acks to the function
+// it returns, so that a consumer can handle its next deliveries meanwhile. By
 // default JetStream acks before it fsyncs (it syncs every two minutes), so
 // a power loss can lose acknowledged messages. See docs/backends.md.
 package natsbus
@@ -76,7 +78,7 @@ const (
 	defaultNamespace     = "baton"
 	defaultMaxAckPending = 1024
 	defaultAckWait       = 5 * time.Second
-	// publishWindow is how many asynchronous publishes one Publish call
+	// publishWindow is how many asynchronous publishes one publish call
 	// has in flight before it waits for their acks.
 	publishWindow = 512
 	// pullBatch is how many messages a subscription asks for at a time.
@@ -107,6 +109,7 @@ type Bus struct {
 var (
 	_ bus.Transport      = (*Bus)(nil)
 	_ bus.GroupPublisher = (*Bus)(nil)
+	_ bus.AsyncPublisher = (*Bus)(nil)
 )
 
 var errClosed = baton.Errorf(baton.Unavailable, "natsbus", "bus is closed")
@@ -215,104 +218,6 @@ func (b *Bus) eventSubject(typ string) string { return b.cfg.Namespace + ".ev." 
 
 func (b *Bus) directedPrefix(group string) string {
 	return b.cfg.Namespace + ".to." + token(group) + "."
-}
-
-// Publish sends msgs to every group whose patterns match their types and
-// returns once JetStream has stored every one.
-func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
-	const op = "natsbus publish"
-	out := make([]*nats.Msg, len(msgs))
-	for i, m := range msgs {
-		if err := checkType(op, m.Type); err != nil {
-			return err
-		}
-		out[i] = encode(b.eventSubject(m.Type), m)
-		if m.ID != "" {
-			out[i].Header.Set(jetstream.MsgIDHeader, m.ID)
-		}
-	}
-	return b.send(ctx, op, out)
-}
-
-// PublishTo sends msgs to one consumer group only, declaring the group's
-// directed consumer if needed so that they wait for it. They carry no
-// Nats-Msg-Id: this is how a dead letter is replayed, and a replay must not
-// be taken for a duplicate of the original.
-func (b *Bus) PublishTo(ctx context.Context, group string, msgs ...bus.Message) error {
-	const op = "natsbus publish to group"
-	if group == "" {
-		return baton.Errorf(baton.Invalid, op, "no group given")
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	out := make([]*nats.Msg, len(msgs))
-	prefix := b.directedPrefix(group)
-	for i, m := range msgs {
-		if err := checkType(op, m.Type); err != nil {
-			return err
-		}
-		out[i] = encode(prefix+m.Type, m)
-	}
-	b.mu.Lock()
-	declared, closed := b.directed[group], b.closed
-	b.mu.Unlock()
-	if closed {
-		return errClosed
-	}
-	if !declared {
-		if _, err := b.declareDirected(ctx, group); err != nil {
-			return err
-		}
-	}
-	return b.send(ctx, op+" "+group, out)
-}
-
-// send publishes asynchronously, a window at a time, and waits for the acks.
-func (b *Bus) send(ctx context.Context, op string, msgs []*nats.Msg) error {
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
-		return errClosed
-	}
-	futures := make([]jetstream.PubAckFuture, 0, min(len(msgs), publishWindow))
-	for start := 0; start < len(msgs); start += publishWindow {
-		futures = futures[:0]
-		for _, m := range msgs[start:min(start+publishWindow, len(msgs))] {
-			f, err := b.js.PublishMsgAsync(m)
-			for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				// Other publishers fill the connection's window: wait for
-				// ours, then try again.
-				if err := b.wait(ctx, op, futures); err != nil {
-					return err
-				}
-				futures = futures[:0]
-				f, err = b.js.PublishMsgAsync(m)
-			}
-			if err != nil {
-				return unavailable(op, fmt.Errorf("%s: %w", m.Subject, err))
-			}
-			futures = append(futures, f)
-		}
-		if err := b.wait(ctx, op, futures); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (b *Bus) wait(ctx context.Context, op string, futures []jetstream.PubAckFuture) error {
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return unavailable(op, fmt.Errorf("%s: %w", f.Msg().Subject, err))
-		case <-ctx.Done():
-			return fmt.Errorf("%s: waiting for JetStream to ack %s: %w", op, f.Msg().Subject, ctx.Err())
-		}
-	}
-	return nil
 }
 
 // consumerConfig is the configuration of one of a group's consumers.

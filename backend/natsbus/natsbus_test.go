@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -367,5 +369,44 @@ func TestHeldMessageNotRedelivered(t *testing.T) {
 	}
 	if err := sub.Ack(t.Context(), d); err != nil {
 		t.Fatalf("ack after holding the message for %v: %v", 4*ackWait, err)
+	}
+}
+
+// TestPublishAsyncWindows: messages past the publish window (512) are sent
+// by PublishAsync a window at a time, and all of them arrive once the
+// confirm returns; a confirm cut short by its context can be called again.
+func TestPublishAsyncWindows(t *testing.T) {
+	b := openBus(t)
+	sub, err := b.Subscribe(t.Context(), "billing", []string{"order.placed.v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	msgs := make([]bus.Message, 1200)
+	for i := range msgs {
+		msgs[i] = eventMessage(t, "order.placed.v1", fmt.Sprintf("o-%d", i))
+	}
+	confirm := b.PublishAsync(t.Context(), "", msgs...)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := confirm(cancelled); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("confirm with a cancelled context: %v; want nil or context.Canceled", err)
+	}
+	if err := confirm(t.Context()); err != nil {
+		t.Fatalf("confirm again: %v", err)
+	}
+	seen := make(map[string]bool, len(msgs))
+	for range msgs {
+		d := receiveOne(t, sub, "one of the messages published")
+		if seen[d.ID] {
+			t.Fatalf("%s delivered twice", d.ID)
+		}
+		seen[d.ID] = true
+	}
+	expectNothing(t, sub, "every message was delivered once")
+
+	b.Close()
+	if err := b.PublishAsync(t.Context(), "billing", msgs[0])(t.Context()); baton.ErrorCode(err) != baton.Unavailable {
+		t.Errorf("PublishAsync after Close: %v; want an unavailable error", err)
 	}
 }
