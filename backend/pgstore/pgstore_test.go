@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -292,6 +293,195 @@ func TestErrorCodes(t *testing.T) {
 	if code := baton.ErrorCode(err); code != baton.Unavailable {
 		t.Errorf("Run on a closed store: %v (code %q), want code %q", err, code, baton.Unavailable)
 	}
+	_, err = st.Seen(ctx, "billing", "ev-1")
+	if code := baton.ErrorCode(err); code != baton.Unavailable {
+		t.Errorf("Seen on a closed store: %v (code %q), want code %q", err, code, baton.Unavailable)
+	}
+}
+
+// TestSeenConcurrent: many Seens at once, gathered into shared lookups,
+// each get their own answer: marked or not, live or expired, in their
+// group and not in another.
+func TestSeenConcurrent(t *testing.T) {
+	url := needServer(t)
+	schema := uniqueSchema(t)
+	dropSchema(t, url, schema)
+	ctx := t.Context()
+	st, err := pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	// Marks made through this one expire at once.
+	brief, err := pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet, InboxRetention: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { brief.Close() })
+
+	type query struct {
+		group, id string
+		want      bool
+	}
+	const ids = 300
+	var queries []query
+	for i := range ids {
+		id := fmt.Sprint("ev-", i)
+		switch i % 4 {
+		case 0: // marked by billing only
+			if err := st.MarkSeen(ctx, "billing", id); err != nil {
+				t.Fatal(err)
+			}
+			queries = append(queries, query{"billing", id, true}, query{"shipping", id, false})
+		case 1: // marked by both
+			for _, g := range []string{"billing", "shipping"} {
+				if err := st.MarkSeen(ctx, g, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			queries = append(queries, query{"billing", id, true}, query{"shipping", id, true})
+		case 2: // marked, expired
+			if err := brief.MarkSeen(ctx, "billing", id); err != nil {
+				t.Fatal(err)
+			}
+			queries = append(queries, query{"billing", id, false})
+		case 3: // never marked
+			queries = append(queries, query{"billing", id, false}, query{"shipping", id, false})
+		}
+	}
+
+	const rounds = 5 // each query asked this many times at once
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var wrong atomic.Int64
+	for range rounds {
+		for _, q := range queries {
+			wg.Go(func() {
+				<-start
+				got, err := st.Seen(ctx, q.group, q.id)
+				if err != nil || got != q.want {
+					if wrong.Add(1) <= 10 {
+						t.Errorf("Seen(%s, %s) = %v, %v; want %v", q.group, q.id, got, err, q.want)
+					}
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if n := wrong.Load(); n > 0 {
+		t.Errorf("%d of %d concurrent Seens answered wrong", n, rounds*len(queries))
+	}
+}
+
+// TestSeenBlocked: while the inbox cannot be read (a lock held by another
+// session), a Seen whose context ends returns its context's error, and
+// Close returns and releases the Seens waiting.
+func TestSeenBlocked(t *testing.T) {
+	url := needServer(t)
+	schema := uniqueSchema(t)
+	dropSchema(t, url, schema)
+	ctx := t.Context()
+	st, err := pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := st.Seen(cancelled, "billing", "ev-1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Seen with a cancelled context: %v, want %v", err, context.Canceled)
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held atomic.Bool
+	held.Store(true)
+	release := sync.OnceFunc(func() {
+		held.Store(false)
+		tx.Rollback(context.Background())
+	})
+	defer release()
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{schema, "inbox"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	// A safety net: the assertions below say what went wrong rather than
+	// the test hanging.
+	net := time.AfterFunc(time.Minute, release)
+	defer net.Stop()
+
+	// Seens that occupy the inbox reader and wait behind it.
+	const waiting = 20
+	errs := make(chan error, waiting)
+	for i := range waiting {
+		go func() {
+			_, err := st.Seen(ctx, "billing", fmt.Sprint("ev-", i))
+			errs <- err
+		}()
+	}
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = st.Seen(short, "billing", "ev-1")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Seen whose context ended while the inbox was locked: %v, want %v", err, context.DeadlineExceeded)
+	}
+	if !held.Load() {
+		t.Errorf("Seen whose context ended returned only once the inbox lock was released")
+	}
+
+	st.Close()
+	if !held.Load() {
+		t.Errorf("Close returned only once the inbox lock was released")
+	}
+	for range waiting {
+		if err := <-errs; baton.ErrorCode(err) != baton.Unavailable {
+			t.Errorf("Seen waiting when the store closed: %v (code %q), want code %q", err, baton.ErrorCode(err), baton.Unavailable)
+		}
+	}
+	if !held.Load() {
+		t.Errorf("Seens waiting returned only once the inbox lock was released")
+	}
+}
+
+// TestSeenPlan: the plan PostgreSQL keeps for the lookup of many marks,
+// made while the inbox is empty (as in a new schema), probes the primary
+// key per mark rather than reading the inbox, which would take longer as
+// the inbox grows, at every lookup.
+func TestSeenPlan(t *testing.T) {
+	st := open(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, serverURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Prepare(ctx, "seen_many", pgstore.SeenQuery(st)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "EXPLAIN EXECUTE seen_many('{billing,billing}', '{ev-1,ev-2}', now())")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "Index Scan using inbox_pkey") || strings.Contains(plan, "Hash") || strings.Contains(plan, "Seq Scan") {
+		t.Errorf("generic plan of the inbox lookup does not probe the primary key per mark:\n%s", plan)
+	}
 }
 
 // BenchmarkSaveRun: transitions of distinct runs, each with one outbound
@@ -327,6 +517,34 @@ func BenchmarkAppend(b *testing.B) {
 		for pb.Next() {
 			if err := st.Append(ctx, store.Entry{Time: time.Now(), CorrelationID: "corr-1", Outcome: store.Handled, EventID: "ev", Group: "billing"}); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkSeen: inbox checks from many goroutines at once (handlers of
+// several consumer groups), half of them of marked events.
+func BenchmarkSeen(b *testing.B) {
+	st := open(b)
+	ctx := b.Context()
+	const marked = 1000
+	for i := range marked {
+		if err := st.MarkSeen(ctx, "billing", fmt.Sprint("ev-", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomicCounter
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.next() % (2 * marked)
+			seen, err := st.Seen(ctx, "billing", fmt.Sprint("ev-", i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if seen != (i < marked) {
+				b.Fatalf("ev-%d seen %v", i, seen)
 			}
 		}
 	})

@@ -12,17 +12,96 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// seenReq is one Seen waiting for the inbox reader.
+type seenReq struct {
+	inboxMark
+	seen bool // set by the lookup before done
+	done chan error
+}
+
+// maxSeenBatch bounds the marks one lookup of the inbox reader asks for.
+const maxSeenBatch = 256
+
 // Seen reports whether group handled id within the retention window.
+// Concurrent Seens of one process are answered together by one reader: a
+// Seen that finds it idle is sent at once, and those that arrive while a
+// lookup is in flight are gathered into the next, one statement for all.
 func (s *Store) Seen(ctx context.Context, group, id string) (bool, error) {
-	var live bool
-	err := s.pool.QueryRow(ctx, s.q.seen, clean(group), clean(id), time.Now()).Scan(&live)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return false, s.fail("inbox", err)
 	}
-	return live, nil
+	req := &seenReq{inboxMark: inboxMark{clean(group), clean(id)}, done: make(chan error, 1)}
+	select {
+	case s.seens <- req:
+	case <-s.done:
+		return false, errorf(baton.Unavailable, "inbox", "store closed")
+	case <-ctx.Done():
+		return false, s.fail("inbox", ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		return req.seen, err
+	case <-s.done:
+		return false, errorf(baton.Unavailable, "inbox", "store closed")
+	case <-ctx.Done():
+		return false, s.fail("inbox", ctx.Err())
+	}
+}
+
+// readInbox is the inbox reader: it answers the Seens waiting, several at
+// a time, until Close, which cancels ctx.
+func (s *Store) readInbox(ctx context.Context) {
+	defer s.bg.Done()
+	var batch []*seenReq
+	for {
+		batch = batch[:0]
+		select {
+		case <-s.done:
+			return
+		case req := <-s.seens:
+			batch = append(batch, req)
+		}
+	gather:
+		for len(batch) < maxSeenBatch {
+			select {
+			case req := <-s.seens:
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		err := s.seenBatch(ctx, batch)
+		for _, req := range batch {
+			req.done <- err
+		}
+	}
+}
+
+// seenBatch sets seen on each request of batch whose mark is live.
+func (s *Store) seenBatch(ctx context.Context, batch []*seenReq) error {
+	groups, ids := make([]string, len(batch)), make([]string, len(batch))
+	for i, req := range batch {
+		groups[i], ids[i] = req.group, req.id
+	}
+	// Not the context of one caller: the statement answers all of them.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, s.q.seenMany, groups, ids, time.Now())
+	if err != nil {
+		return s.fail("inbox", err)
+	}
+	live := map[inboxMark]bool{}
+	var m inboxMark
+	if _, err := pgx.ForEachRow(rows, []any{&m.group, &m.id}, func() error {
+		live[m] = true
+		return nil
+	}); err != nil {
+		return s.fail("inbox", err)
+	}
+	for _, req := range batch {
+		req.seen = live[req.inboxMark]
+	}
+	return nil
 }
 
 // MarkSeen records that group handled id, until the retention window ends.

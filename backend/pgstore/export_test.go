@@ -1,0 +1,4 @@
+package pgstore
+
+// SeenQuery is the statement that answers a batch of Seens.
+func SeenQuery(s *Store) string { return s.q.seenMany }
