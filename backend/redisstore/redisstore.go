@@ -39,9 +39,17 @@ type Store struct {
 	// handlers issue at the same moment into one pipeline, so that a busy
 	// runtime pays one round trip (and one system call each side) for many
 	// of them; a lone command goes at once.
-	rdb       *redis.AutoPipeliner
-	cfg       Config
-	k         keys
+	rdb *redis.AutoPipeliner
+	cfg Config
+	k   keys
+
+	// done closes on Close; settles are the Settles waiting for the
+	// settler, seens the Seens waiting for the inbox reader: the
+	// goroutines of bg.
+	done      chan struct{}
+	settles   chan *settleReq
+	seens     chan *seenReq
+	bg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -78,6 +86,8 @@ const (
 )
 
 // Open connects to the Redis server at cfg.URL and checks that it answers.
+// Until Close, a settler gathers concurrent Settles into one script call,
+// and an inbox reader concurrent Seens into one MGET.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
 		return nil, baton.Errorf(baton.Invalid, "redisstore open", "no Redis URL given (e.g. redis://127.0.0.1:6379/0)")
@@ -112,12 +122,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		rdb.Close()
 		return nil, baton.Errorf(baton.Internal, "redisstore open", "start the pipeliner: %w", err)
 	}
-	return &Store{client: rdb, rdb: ap, cfg: cfg, k: newKeys(cfg.Prefix)}, nil
+	s := &Store{client: rdb, rdb: ap, cfg: cfg, k: newKeys(cfg.Prefix),
+		done: make(chan struct{}), settles: make(chan *settleReq, maxSettleBatch),
+		seens: make(chan *seenReq, maxSeenBatch)}
+	s.bg.Add(2)
+	go s.settle()
+	go s.readInbox()
+	return s, nil
 }
 
-// Close closes the connections. Closing twice is not an error.
+// Close stops the settler and the inbox reader, after the call each has in
+// flight (the Settles and Seens waiting return at once), then closes the
+// connections. Closing twice is not an error.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.client.Close() })
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.bg.Wait()
+		s.closeErr = s.client.Close()
+	})
 	return s.closeErr
 }
 

@@ -19,13 +19,79 @@ import (
 
 func (s *Store) inboxMember(group, id string) string { return lenPrefixed(group, id) }
 
+// seenReq is one Seen waiting for the inbox reader.
+type seenReq struct {
+	key  string
+	seen bool // set by the reader before done
+	done chan error
+}
+
+// maxSeenBatch bounds the marks one MGET of the inbox reader asks for.
+const maxSeenBatch = 128
+
 // Seen reports whether group handled id within the retention window.
+// Concurrent Seens of one process are answered together by one reader: a
+// Seen that finds it idle is sent at once, and those that arrive while a
+// lookup is in flight are gathered into the next, one MGET for all.
 func (s *Store) Seen(ctx context.Context, group, id string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.k.inbox+s.inboxMember(group, id)).Result()
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return false, fail("inbox", err)
 	}
-	return n == 1, nil
+	req := &seenReq{key: s.k.inbox + s.inboxMember(group, id), done: make(chan error, 1)}
+	select {
+	case s.seens <- req:
+	case <-s.done:
+		return false, fail("inbox", redis.ErrClosed)
+	case <-ctx.Done():
+		return false, fail("inbox", ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		return req.seen, err
+	case <-s.done:
+		return false, fail("inbox", redis.ErrClosed)
+	case <-ctx.Done():
+		return false, fail("inbox", ctx.Err())
+	}
+}
+
+// readInbox is the inbox reader: it answers the Seens waiting, several at
+// a time, until Close.
+func (s *Store) readInbox() {
+	defer s.bg.Done()
+	var batch []*seenReq
+	var keys []string
+	for {
+		batch = batch[:0]
+		select {
+		case <-s.done:
+			return
+		case req := <-s.seens:
+			batch = append(batch, req)
+		}
+	gather:
+		for len(batch) < maxSeenBatch {
+			select {
+			case req := <-s.seens:
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		keys = keys[:0]
+		for _, req := range batch {
+			keys = append(keys, req.key)
+		}
+		// Not the context of one caller: the lookup answers all of them.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		vs, err := s.rdb.MGet(ctx, keys...).Result()
+		cancel()
+		err = fail("inbox", err)
+		for i, req := range batch {
+			req.seen = err == nil && i < len(vs) && vs[i] != nil
+			req.done <- err
+		}
+	}
 }
 
 // markSeenLua marks KEYS[1] for ARGV[1] ms and indexes it in KEYS[2] by
@@ -37,28 +103,6 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 `
 
 var markSeenScript = redis.NewScript(markSeenLua + `return 1`)
-
-// settleScript is MarkSeen then Append, at once: KEYS are the inbox mark,
-// the expiry index, the journal counter and the journal; ARGV the four of
-// MarkSeen, then Append's.
-var settleScript = redis.NewScript(markSeenLua + appendLua(3, 5))
-
-// Settle marks id handled by group and appends entries, in one script.
-func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.Entry) error {
-	m := s.inboxMember(group, id)
-	now := time.Now()
-	ttl := s.cfg.InboxRetention.Milliseconds()
-	args, err := s.appendArgs(entries, ttl, now.UnixMilli()+ttl, m, now.UnixMilli())
-	if err != nil {
-		return err
-	}
-	seqs, err := settleScript.Run(ctx, s.rdb, []string{s.k.inbox + m, s.k.inboxExpiry, s.k.journalSeq, s.k.journal}, args...).Int64Slice()
-	if err != nil {
-		return fail("settle", err)
-	}
-	setSeqs(entries, seqs)
-	return nil
-}
 
 // MarkSeen records that group handled id, for the retention window from
 // now; marking again extends it.

@@ -1,0 +1,120 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestConcurrentSettles: Settles written together each mark their inbox and
+// get consecutive Seqs, in order, none shared with another Settle.
+func TestConcurrentSettles(t *testing.T) {
+	s := openStore(t)
+	ctx := t.Context()
+	const n = 400
+	entries := make([][]store.Entry, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		group := fmt.Sprint("g", i%3)
+		for j := range i % 4 { // 0 to 3 entries
+			entries[i] = append(entries[i], store.Entry{Time: time.Now().UTC(), CorrelationID: fmt.Sprint("c", i),
+				Outcome: store.Handled, EventID: fmt.Sprint("e", i, ".", j), Group: group})
+		}
+		wg.Go(func() { errs[i] = s.Settle(ctx, group, fmt.Sprint("e", i), entries[i]...) })
+	}
+	wg.Wait()
+	owner := map[uint64]int{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Settle %d: %v", i, errs[i])
+		}
+		seen, err := s.Seen(ctx, fmt.Sprint("g", i%3), fmt.Sprint("e", i))
+		if err != nil || !seen {
+			t.Errorf("Seen of Settle %d = %v, %v; want true", i, seen, err)
+		}
+		for j, e := range entries[i] {
+			if j > 0 && e.Seq != entries[i][j-1].Seq+1 {
+				t.Errorf("Settle %d: entry %d has Seq %d after %d; want consecutive", i, j, e.Seq, entries[i][j-1].Seq)
+			}
+			if o, ok := owner[e.Seq]; ok || e.Seq == 0 {
+				t.Errorf("Settle %d: entry %d has Seq %d, already Settle %d's", i, j, e.Seq, o)
+			}
+			owner[e.Seq] = i
+		}
+		if len(entries[i]) == 0 {
+			continue
+		}
+		h, err := s.History(ctx, fmt.Sprint("c", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) != len(entries[i]) {
+			t.Fatalf("History of Settle %d: %d entries; want %d", i, len(h), len(entries[i]))
+		}
+		for j, e := range h {
+			if e.Seq != entries[i][j].Seq || e.EventID != entries[i][j].EventID {
+				t.Errorf("History of Settle %d, entry %d: Seq %d %s; want %d %s", i, j, e.Seq, e.EventID, entries[i][j].Seq, entries[i][j].EventID)
+			}
+		}
+	}
+}
+
+// TestSettleCancelled: a Settle returns its context's error when the
+// context ends, without waiting for a write that Redis holds back.
+func TestSettleCancelled(t *testing.T) {
+	s := openStore(t)
+	ctx := t.Context()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Settle(cancelled, "g", "before", store.Entry{CorrelationID: "c"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Settle with a cancelled context: %v; want context.Canceled", err)
+	}
+
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	// Redis holds every write for a minute, or until unpaused: the settler's
+	// call waits, and so would the Settle if it ignored its context.
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
+		t.Skipf("CLIENT PAUSE: %v", err)
+	}
+	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := s.Settle(short, "g", "during", store.Entry{CorrelationID: "c"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Settle while Redis holds writes: %v; want context.DeadlineExceeded", err)
+	}
+	if err := rdb.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Settle(ctx, "g", "after", store.Entry{CorrelationID: "c"}); err != nil {
+		t.Errorf("Settle after the pause: %v", err)
+	}
+}
+
+// TestClosedSettleSeen: after Close, Settle and Seen are Unavailable, as
+// every other call.
+func TestClosedSettleSeen(t *testing.T) {
+	s := openStore(t)
+	ctx := t.Context()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Settle(ctx, "g", "e", store.Entry{CorrelationID: "c"}); baton.ErrorCode(err) != baton.Unavailable {
+		t.Errorf("Settle on a closed store: %v; want code %q", err, baton.Unavailable)
+	}
+	if _, err := s.Seen(ctx, "g", "e"); baton.ErrorCode(err) != baton.Unavailable {
+		t.Errorf("Seen on a closed store: %v; want code %q", err, baton.Unavailable)
+	}
+}
