@@ -84,9 +84,9 @@ func TestSettleCancelled(t *testing.T) {
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	// Redis holds every write for a minute, or until unpaused: the settler's
+	// Redis holds every write for two seconds, or until unpaused: the settler's
 	// call waits, and so would the Settle if it ignored its context.
-	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 2000, "WRITE").Err(); err != nil {
 		t.Skipf("CLIENT PAUSE: %v", err)
 	}
 	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
