@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/batonhq/baton/backend/natsbus"
 	"github.com/batonhq/baton/backend/rabbitbus"
@@ -153,7 +155,10 @@ func openBrokerFlow(b *testing.B, busKind, storeKind string, orchestrated bool) 
 //
 // handwritten-amqp is the same flow written directly on
 // github.com/rabbitmq/amqp091-go, for comparison (see
-// benchmarkHandwrittenOrderFlow).
+// benchmarkHandwrittenOrderFlow); handwritten-amqp-ce-inbox is that flow
+// doing two things more that Baton does: CloudEvents binary-mode headers on
+// every message, and an inbox in Redis (looked up before the handler,
+// marked once the output is confirmed, before the ack).
 //
 //	go test -run '^$' -bench BrokerOrderFlow -benchtime 3000x -count 2 ./bench
 func BenchmarkBrokerOrderFlow(b *testing.B) {
@@ -168,7 +173,8 @@ func BenchmarkBrokerOrderFlow(b *testing.B) {
 			}
 		}
 	}
-	b.Run("handwritten-amqp/choreography", benchmarkHandwrittenOrderFlow)
+	b.Run("handwritten-amqp/choreography", func(b *testing.B) { benchmarkHandwrittenOrderFlow(b, false) })
+	b.Run("handwritten-amqp-ce-inbox/choreography", func(b *testing.B) { benchmarkHandwrittenOrderFlow(b, true) })
 }
 
 // runOrderFlow places b.N orders from 4 placers and reports orders/s and
@@ -308,10 +314,20 @@ func (h *handFlow) latencies() (p50, p99 time.Duration) {
 // each batch's confirms awaited. What it lacks against Baton: no inbox (a
 // redelivery is handled again and its output published twice), no journal,
 // no retries with backoff, no dead letters, no orchestration.
-func benchmarkHandwrittenOrderFlow(b *testing.B) {
+//
+// With likeBaton, every message carries the CloudEvents attributes Baton
+// sends (binary mode), and each service keeps an inbox in Redis, through
+// go-redis's autopipeliner as redisstore does: a delivery whose id is
+// marked is acked and skipped; the id is marked (SET with a 24 h expiry)
+// once the output is confirmed, before the ack.
+func benchmarkHandwrittenOrderFlow(b *testing.B, likeBaton bool) {
 	needRabbitMQ(b)
 	ctx := context.Background()
 	ns := benchNamespace()
+	var inbox *redis.AutoPipeliner
+	if likeBaton {
+		inbox = handInbox(b, ns)
+	}
 	hops := handHops()
 	var queues []string
 	for _, h := range hops {
@@ -359,6 +375,10 @@ func benchmarkHandwrittenOrderFlow(b *testing.B) {
 			consumers.Go(func() {
 				defer close(window)
 				for d := range deliveries {
+					if inbox != nil && inbox.Exists(ctx, handInboxKey(ns, h.group, d.MessageId)).Val() == 1 {
+						d.Ack(false)
+						continue
+					}
 					typ, out, orderID, err := h.handle(d.Body)
 					if err != nil {
 						b.Errorf("%s: %v", h.group, err)
@@ -368,9 +388,14 @@ func benchmarkHandwrittenOrderFlow(b *testing.B) {
 					if h.group == "order" {
 						f.finish(orderID)
 					}
+					id := h.group + "-" + d.MessageId
+					var headers amqp.Table
+					if likeBaton {
+						headers = ceHeaders(id, h.group, typ, orderID, d.MessageId, d.Headers)
+					}
 					dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, ns, typ, false, false, amqp.Publishing{
 						DeliveryMode: amqp.Persistent, ContentType: "application/json",
-						MessageId: h.group + "-" + d.MessageId, Type: typ, Timestamp: time.Now(), Body: out,
+						MessageId: id, Type: typ, Timestamp: time.Now(), Body: out, Headers: headers,
 					})
 					if err != nil {
 						d.Nack(false, true)
@@ -383,6 +408,13 @@ func benchmarkHandwrittenOrderFlow(b *testing.B) {
 				for p := range window {
 					<-p.dc.Done()
 					if p.dc.Acked() {
+						if inbox != nil {
+							if err := inbox.Set(ctx, handInboxKey(ns, h.group, p.d.MessageId), 1, 24*time.Hour).Err(); err != nil {
+								b.Errorf("%s: mark the inbox: %v", h.group, err)
+								p.d.Nack(false, true)
+								continue
+							}
+						}
 						p.d.Ack(false)
 					} else {
 						p.d.Nack(false, true)
@@ -414,9 +446,13 @@ func benchmarkHandwrittenOrderFlow(b *testing.B) {
 					f.mu.Lock()
 					f.placed[o.OrderID] = time.Now()
 					f.mu.Unlock()
+					var headers amqp.Table
+					if likeBaton {
+						headers = ceHeaders("place-"+o.OrderID, "bench", orders.TypeOrderPlaced, o.OrderID, "", nil)
+					}
 					dc, err := placer.PublishWithDeferredConfirmWithContext(ctx, ns, orders.TypeOrderPlaced, false, false, amqp.Publishing{
 						DeliveryMode: amqp.Persistent, ContentType: "application/json",
-						MessageId: "place-" + o.OrderID, Type: orders.TypeOrderPlaced, Timestamp: time.Now(), Body: body,
+						MessageId: "place-" + o.OrderID, Type: orders.TypeOrderPlaced, Timestamp: time.Now(), Body: body, Headers: headers,
 					})
 					if err != nil {
 						b.Error(err)
@@ -446,6 +482,52 @@ func benchmarkHandwrittenOrderFlow(b *testing.B) {
 	b.StopTimer()
 	reportOrderFlow(b, el, f.latencies)
 }
+
+// ceHeaders are the CloudEvents attributes of an event in AMQP binary mode,
+// as rabbitbus sends them: the id, source, spec version, type, subject and
+// time, and Baton's correlation id, causation id and hop count (one more
+// than the cause's, from its headers).
+func ceHeaders(id, source, typ, orderID, causation string, cause amqp.Table) amqp.Table {
+	h := amqp.Table{
+		"cloudEvents_id": id, "cloudEvents_source": source, "cloudEvents_specversion": "1.0",
+		"cloudEvents_type": typ, "cloudEvents_subject": orderID,
+		"cloudEvents_time": time.Now().UTC().Format(time.RFC3339Nano), "cloudEvents_correlationid": orderID,
+	}
+	if causation != "" {
+		hops, _ := strconv.Atoi(fmt.Sprint(cause["cloudEvents_hops"]))
+		h["cloudEvents_causationid"] = causation
+		h["cloudEvents_hops"] = strconv.Itoa(hops + 1)
+	}
+	return h
+}
+
+// handInbox is a Redis client for the hand-written inboxes, whose keys are
+// deleted when b ends; b is skipped when Redis cannot be reached.
+func handInbox(b *testing.B, ns string) *redis.AutoPipeliner {
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt.PoolSize = 128 // as redisstore's
+	rdb := redis.NewClient(opt)
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		rdb.Close()
+		b.Skipf("Redis is not reachable at %s (%v); set BATON_REDIS_URL", hostOf(redisURL()), err)
+	}
+	ap, err := rdb.AutoPipeline()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		rdb.Close()
+		if err := deleteRedisPrefix(ns + ":"); err != nil {
+			b.Errorf("cleanup: delete the keys of %s: %v", ns, err)
+		}
+	})
+	return ap
+}
+
+func handInboxKey(ns, group, id string) string { return ns + ":inbox:" + group + ":" + id }
 
 // BenchmarkBrokerOrderLatency offers a fixed load of 100 orders/s (5 every
 // 50ms) to the order flow on each combination of broker and database, in
