@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/batch"
 	"github.com/batonhq/baton/store"
 	"github.com/jackc/pgx/v5"
 )
@@ -52,29 +53,12 @@ func (s *Store) Seen(ctx context.Context, group, id string) (bool, error) {
 // a time, until Close, which cancels ctx.
 func (s *Store) readInbox(ctx context.Context) {
 	defer s.bg.Done()
-	var batch []*seenReq
-	for {
-		batch = batch[:0]
-		select {
-		case <-s.done:
-			return
-		case req := <-s.seens:
-			batch = append(batch, req)
-		}
-	gather:
-		for len(batch) < maxSeenBatch {
-			select {
-			case req := <-s.seens:
-				batch = append(batch, req)
-			default:
-				break gather
-			}
-		}
-		err := s.seenBatch(ctx, batch)
-		for _, req := range batch {
+	batch.Serve(s.done, s.seens, maxSeenBatch, nil, func(b []*seenReq) {
+		err := s.seenBatch(ctx, b)
+		for _, req := range b {
 			req.done <- err
 		}
-	}
+	})
 }
 
 // seenBatch sets seen on each request of batch whose mark is live.
@@ -262,31 +246,17 @@ func (s *Store) journal(ctx context.Context, mark *inboxMark, entries []store.En
 // hand it, several at a time.
 func (s *Store) writeJournal() {
 	defer s.bg.Done()
-	var batch []*appendReq
-	for {
-		batch = batch[:0]
-		select {
-		case <-s.done:
-			return
-		case req := <-s.appends:
-			batch = append(batch, req)
+	entries := func(req *appendReq) int { return len(req.docs) }
+	batch.Serve(s.done, s.appends, maxAppendBatch, entries, func(b []*appendReq) {
+		n := 0
+		for _, req := range b {
+			n += entries(req)
 		}
-		n := len(batch[0].docs)
-	gather:
-		for n < maxAppendBatch {
-			select {
-			case req := <-s.appends:
-				batch = append(batch, req)
-				n += len(req.docs)
-			default:
-				break gather
-			}
-		}
-		err := s.appendBatch(batch, n)
-		for _, req := range batch {
+		err := s.appendBatch(b, n)
+		for _, req := range b {
 			req.done <- err
 		}
-	}
+	})
 }
 
 func (s *Store) appendBatch(batch []*appendReq, n int) error {

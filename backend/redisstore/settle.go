@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/batonhq/baton/internal/batch"
 	"github.com/batonhq/baton/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -89,29 +90,12 @@ func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.E
 // several at a time, until Close.
 func (s *Store) settle() {
 	defer s.bg.Done()
-	var batch []*settleReq
-	for {
-		batch = batch[:0]
-		select {
-		case <-s.done:
-			return
-		case req := <-s.settles:
-			batch = append(batch, req)
-		}
-	gather:
-		for len(batch) < maxSettleBatch {
-			select {
-			case req := <-s.settles:
-				batch = append(batch, req)
-			default:
-				break gather
-			}
-		}
-		err := s.settleBatch(batch)
-		for _, req := range batch {
+	batch.Serve(s.done, s.settles, maxSettleBatch, nil, func(b []*settleReq) {
+		err := s.settleBatch(b)
+		for _, req := range b {
 			req.done <- err
 		}
-	}
+	})
 }
 
 // settleBatch runs settleManyScript for batch and sets each request's seqs.

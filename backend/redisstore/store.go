@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/batch"
 	"github.com/batonhq/baton/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -59,27 +60,10 @@ func (s *Store) Seen(ctx context.Context, group, id string) (bool, error) {
 // a time, until Close.
 func (s *Store) readInbox() {
 	defer s.bg.Done()
-	var batch []*seenReq
 	var keys []string
-	for {
-		batch = batch[:0]
-		select {
-		case <-s.done:
-			return
-		case req := <-s.seens:
-			batch = append(batch, req)
-		}
-	gather:
-		for len(batch) < maxSeenBatch {
-			select {
-			case req := <-s.seens:
-				batch = append(batch, req)
-			default:
-				break gather
-			}
-		}
+	batch.Serve(s.done, s.seens, maxSeenBatch, nil, func(b []*seenReq) {
 		keys = keys[:0]
-		for _, req := range batch {
+		for _, req := range b {
 			keys = append(keys, req.key)
 		}
 		// Not the context of one caller: the lookup answers all of them.
@@ -87,11 +71,11 @@ func (s *Store) readInbox() {
 		vs, err := s.rdb.MGet(ctx, keys...).Result()
 		cancel()
 		err = fail("inbox", err)
-		for i, req := range batch {
+		for i, req := range b {
 			req.seen = err == nil && i < len(vs) && vs[i] != nil
 			req.done <- err
 		}
-	}
+	})
 }
 
 // markSeenLua marks KEYS[1] for ARGV[1] ms and indexes it in KEYS[2] by
