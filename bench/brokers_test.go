@@ -180,20 +180,7 @@ func BenchmarkBrokerOrderFlow(b *testing.B) {
 // runOrderFlow places b.N orders from 4 placers and reports orders/s and
 // the saturated latencies.
 func runOrderFlow(b *testing.B, f *orderFlow) {
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	const publishers, batch = 4, 100
-	for p := range publishers {
-		wg.Go(func() {
-			for i := p * batch; i < b.N; i += publishers * batch {
-				f.place(b, i, min(batch, b.N-i))
-			}
-		})
-	}
-	wg.Wait()
-	f.wait(b)
-	el := time.Since(start)
+	el := placeAll(b, f)
 	b.StopTimer()
 	reportOrderFlow(b, el, f.latencies)
 }
