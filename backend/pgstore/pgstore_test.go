@@ -90,15 +90,23 @@ func dropSchema(t testing.TB, url, schema string) {
 // open returns a store in a new schema, dropped when the test ends.
 func open(t testing.TB) *pgstore.Store {
 	t.Helper()
-	url := needServer(t)
-	schema := uniqueSchema(t)
+	st, _, _ := openSchema(t)
+	return st
+}
+
+// openSchema is open, and says where the store is: the server's URL and
+// the schema.
+func openSchema(t testing.TB) (st *pgstore.Store, url, schema string) {
+	t.Helper()
+	url = needServer(t)
+	schema = uniqueSchema(t)
 	dropSchema(t, url, schema)
 	st, err := pgstore.Open(t.Context(), pgstore.Config{URL: url, Schema: schema, Logger: quiet})
 	if err != nil {
 		t.Fatalf("open store in schema %s: %v", schema, err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st
+	return st, url, schema
 }
 
 func TestConformance(t *testing.T) {
@@ -303,15 +311,8 @@ func TestErrorCodes(t *testing.T) {
 // each get their own answer: marked or not, live or expired, in their
 // group and not in another.
 func TestSeenConcurrent(t *testing.T) {
-	url := needServer(t)
-	schema := uniqueSchema(t)
-	dropSchema(t, url, schema)
+	st, url, schema := openSchema(t)
 	ctx := t.Context()
-	st, err := pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	// Marks made through this one expire at once.
 	brief, err := pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet, InboxRetention: time.Nanosecond})
 	if err != nil {
@@ -378,15 +379,8 @@ func TestSeenConcurrent(t *testing.T) {
 // session), a Seen whose context ends returns its context's error, and
 // Close returns and releases the Seens waiting.
 func TestSeenBlocked(t *testing.T) {
-	url := needServer(t)
-	schema := uniqueSchema(t)
-	dropSchema(t, url, schema)
+	st, url, schema := openSchema(t)
 	ctx := t.Context()
-	st, err := pgstore.Open(ctx, pgstore.Config{URL: url, Schema: schema, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
