@@ -10,12 +10,10 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
-	"github.com/batonhq/baton/backend/embedded"
-	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/client"
 	"github.com/batonhq/baton/examples/orders"
-	"github.com/batonhq/baton/examples/orders/orchestration"
 	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/internal/apitest"
 	"github.com/batonhq/baton/store"
 )
 
@@ -25,51 +23,10 @@ const token = "client-test-token"
 // running the order services and flow and a flow that waits for a signal.
 func newCoordinated(t *testing.T) (*client.Client, *httptest.Server, *orders.Ledger) {
 	t.Helper()
-	ctx := context.Background()
-	b, err := embedded.Open(embedded.Config{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger, _ := orders.NewLedger("")
-	services := orders.Services(ledger, orders.Faults{})
-	rt, err := bus.New(bus.Config{Transport: b, Store: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range services {
-		if err := rt.Register(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wait := flow.Flow{Name: "approval", Version: 1, Steps: []flow.Step{{Name: "approve", Wait: &flow.Wait{Type: "approval.granted.v1"}}}}
-	co, err := flow.New(flow.Config{Store: b, Transport: b, Services: services, Flows: []flow.Flow{orchestration.Flow(), wait}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched, err := flow.NewScheduler(flow.SchedulerConfig{Store: b, Starter: co})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := co.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(api.Config{Store: b, Transport: b, Coordinator: co, Scheduler: sched, Publisher: rt, Tokens: []string{token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	c := client.New(srv.URL, srv.Client(), client.WithToken(token))
-	t.Cleanup(func() {
-		c.Close()
-		srv.Close()
-		co.Stop(ctx)
-		rt.Stop(ctx)
-		b.Close()
-	})
-	return c, srv, ledger
+	s := apitest.Start(t, token)
+	c := client.New(s.URL, s.Client(), client.WithToken(token))
+	t.Cleanup(func() { c.Close() })
+	return c, s.Server, s.Ledger
 }
 
 func waitStatus(t *testing.T, c *client.Client, id string, want store.RunStatus) store.Run {

@@ -15,13 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/backend/embedded"
-	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/client"
 	"github.com/batonhq/baton/examples/orders"
-	"github.com/batonhq/baton/examples/orders/orchestration"
 	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/internal/apitest"
 	"github.com/batonhq/baton/notify"
 	"github.com/batonhq/baton/store"
 )
@@ -43,49 +41,8 @@ func orderInput(i int) string {
 // flow and a flow that waits for a signal, on an httptest server.
 func apiServer(t *testing.T, tokens ...string) (*httptest.Server, *embedded.Backend) {
 	t.Helper()
-	ctx := context.Background()
-	b, err := embedded.Open(embedded.Config{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger, _ := orders.NewLedger("")
-	services := orders.Services(ledger, orders.Faults{})
-	rt, err := bus.New(bus.Config{Transport: b, Store: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range services {
-		if err := rt.Register(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wait := flow.Flow{Name: "approval", Version: 1, Steps: []flow.Step{{Name: "approve", Wait: &flow.Wait{Type: "approval.granted.v1"}}}}
-	co, err := flow.New(flow.Config{Store: b, Transport: b, Services: services, Flows: []flow.Flow{orchestration.Flow(), wait}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched, err := flow.NewScheduler(flow.SchedulerConfig{Store: b, Starter: co})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := co.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(api.Config{Store: b, Transport: b, Coordinator: co, Scheduler: sched, Publisher: rt, Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		co.Stop(ctx)
-		rt.Stop(ctx)
-		b.Close()
-	})
-	return srv, b
+	s := apitest.Start(t, tokens...)
+	return s.Server, s.Backend
 }
 
 var startedLine = regexp.MustCompile(`(?m)^started run (r-\S+) of (\S+) v(\d+) for key (\S+): (\w+)$`)
