@@ -3,29 +3,32 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
-	"strings"
 
-	"github.com/batonhq/baton/backend/embedded"
-	"github.com/batonhq/baton/backend/natsbus"
-	"github.com/batonhq/baton/backend/pgstore"
-	"github.com/batonhq/baton/backend/rabbitbus"
-	"github.com/batonhq/baton/backend/redisstore"
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/backend"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/store"
 )
 
 // The environment variables that pick the backends when the flags do not.
 const (
-	envBus       = "BATON_BUS"
-	envStore     = "BATON_STORE"
-	envNamespace = "BATON_NAMESPACE"
+	envBus       = backend.EnvBus
+	envStore     = backend.EnvStore
+	envNamespace = backend.EnvNamespace
 )
 
 // defaultNamespace is the NATS namespace, RabbitMQ exchange, PostgreSQL schema
 // and Redis key prefix (with a ':') when --namespace is not given.
-const defaultNamespace = "baton"
+const defaultNamespace = backend.DefaultNamespace
+
+// The kinds of backend a URL picks.
+const (
+	kindEmbedded = backend.Embedded
+	kindNATS     = backend.NATS
+	kindRabbitMQ = backend.RabbitMQ
+	kindPostgres = backend.Postgres
+	kindRedis    = backend.Redis
+)
 
 // backendConfig is what --bus, --store and --namespace set.
 type backendConfig struct {
@@ -44,203 +47,39 @@ func (f *flags) backendFlags() *backendConfig {
 // fromEnv fills what the flags left empty from the environment, then
 // checks the choice: flags win.
 func (c *backendConfig) fromEnv(e *env, cmd string) error {
-	if c.bus == "" {
-		c.bus = e.env(envBus)
-	}
-	if c.store == "" {
-		c.store = e.env(envStore)
-	}
-	if c.namespace == "" {
-		c.namespace = e.env(envNamespace)
-	}
+	cfg := backend.Config{Bus: c.bus, Store: c.store, Namespace: c.namespace}.
+		Or(backend.Config{Bus: e.env(envBus), Store: e.env(envStore), Namespace: e.env(envNamespace)})
+	c.bus, c.store, c.namespace = cfg.Bus, cfg.Store, cfg.Namespace
 	if c.namespace == "" {
 		c.namespace = defaultNamespace
 	}
-	for _, r := range c.namespace {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return usagef("%s: --namespace %q: want letters, digits, '-' and '_' only", cmd, c.namespace)
-		}
-	}
-	_, _, err := pickBackends(c.bus, c.store)
-	if err != nil {
+	if _, _, err := cfg.Kinds(); err != nil {
 		return usagef("%s: %v", cmd, err)
 	}
 	return nil
 }
 
-// The kinds of backend a URL picks.
-const (
-	kindEmbedded = "embedded"
-	kindNATS     = "nats"
-	kindRabbitMQ = "rabbitmq"
-	kindPostgres = "postgres"
-	kindRedis    = "redis"
-)
-
-// scheme returns what comes before "://" in u, lower case ("" when u has no
-// scheme).
-func scheme(u string) string {
-	s, _, ok := strings.Cut(u, "://")
-	if !ok {
-		return ""
-	}
-	return strings.ToLower(s)
-}
-
 // pickBackends says which backends the URLs name, by scheme: the embedded
-// backend for both, or a broker and a database. Messages show the scheme
-// only: the URLs may hold passwords.
+// backend for both, or a broker and a database.
 func pickBackends(busURL, storeURL string) (busKind, storeKind string, err error) {
-	switch s := scheme(busURL); {
-	case busURL == "" || busURL == kindEmbedded:
-		busKind = kindEmbedded
-	case s == "nats" || s == "tls":
-		busKind = kindNATS
-	case s == "amqp" || s == "amqps" || s == "rabbitmq" || s == "rabbitmqs":
-		busKind = kindRabbitMQ
-	default:
-		return "", "", fmt.Errorf("--bus %s: unknown kind of bus; give embedded, nats://..., amqp://... or rabbitmq://...", redact(busURL))
-	}
-	switch s := scheme(storeURL); {
-	case storeURL == "" || storeURL == kindEmbedded:
-		if busKind != kindEmbedded {
-			return "", "", fmt.Errorf("--bus %s://… needs --store postgres://… or redis://…: the embedded backend can only be both", scheme(busURL))
-		}
-		storeKind = kindEmbedded
-	case s == "postgres" || s == "postgresql":
-		storeKind = kindPostgres
-	case s == "redis" || s == "rediss":
-		storeKind = kindRedis
-	default:
-		return "", "", fmt.Errorf("--store %s: unknown kind of store; give embedded, postgres://..., postgresql://... or redis://...", redact(storeURL))
-	}
-	if busKind == kindEmbedded && storeKind != kindEmbedded {
-		// The embedded bus commits what handling a delivery changes
-		// (inbox, journal, dead letters) to its own store: another store
-		// would not see it.
-		return "", "", fmt.Errorf("--store %s://… needs --bus nats://… or amqp://…: the embedded backend can only be both", scheme(storeURL))
-	}
-	return busKind, storeKind, nil
+	return backend.Config{Bus: busURL, Store: storeURL}.Kinds()
 }
 
-// queueTypes takes the queue types out of a RabbitMQ URL's query:
-// queue_type=TYPE for every group, queue_type.GROUP=TYPE for one.
-func queueTypes(raw string) (rest, def string, groups map[string]string, err error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", "", nil, errors.New("not a URL")
-	}
-	q := u.Query()
-	for key, values := range q {
-		name, ok := strings.CutPrefix(key, "queue_type")
-		if !ok {
-			continue
-		}
-		typ := values[len(values)-1]
-		switch group, isGroup := strings.CutPrefix(name, "."); {
-		case name == "":
-			def = typ
-		case isGroup && group != "":
-			if groups == nil {
-				groups = map[string]string{}
-			}
-			groups[group] = typ
-		default:
-			return "", "", nil, fmt.Errorf("query parameter %s: want queue_type or queue_type.GROUP", key)
-		}
-		q.Del(key)
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), def, groups, nil
-}
-
-// redact shows a URL's scheme only, or the whole argument when it has none
-// (then it holds no password worth hiding).
-func redact(u string) string {
-	if s := scheme(u); s != "" {
-		return s + "://…"
-	}
-	return fmt.Sprintf("%q", u)
-}
+// redact shows a URL's scheme only.
+func redact(u string) string { return backend.Redact(u) }
 
 // openBackends opens the transport and the store that busURL and storeURL
-// name (see pickBackends): the embedded backend in dataDir as both, or a
-// broker and a database. namespace separates installations sharing a server: it is the
-// NATS namespace, the RabbitMQ namespace, the PostgreSQL schema and the Redis
-// key prefix (followed by ':'). close closes what was opened, the transport
-// first.
+// name (see backend.Open): the embedded backend in dataDir as both, or a
+// broker and a database in namespace. close closes what was opened, the
+// transport first.
 func openBackends(ctx context.Context, busURL, storeURL, dataDir, namespace string) (t bus.Transport, s store.Store, close func() error, err error) {
-	busKind, storeKind, err := pickBackends(busURL, storeURL)
+	b, err := backend.Open(ctx, backend.Config{Bus: busURL, Store: storeURL, Data: dataDir, Namespace: namespace})
 	if err != nil {
-		return nil, nil, nil, usagef("%v", err)
+		var coded *baton.Error
+		if errors.As(err, &coded) && coded.Code == baton.Invalid && coded.Op == "" {
+			return nil, nil, nil, usagef("%v", err)
+		}
+		return nil, nil, nil, err
 	}
-	if namespace == "" {
-		namespace = defaultNamespace
-	}
-	var closers []func() error
-	closeAll := func() error {
-		var errs []error
-		for _, c := range closers {
-			errs = append(errs, c())
-		}
-		return errors.Join(errs...)
-	}
-	defer func() {
-		if err != nil {
-			closeAll()
-		}
-	}()
-
-	var emb *embedded.Backend
-	if busKind == kindEmbedded || storeKind == kindEmbedded {
-		if emb, err = embedded.Open(embedded.Config{Dir: dataDir}); err != nil {
-			return nil, nil, nil, err
-		}
-		closers = append(closers, emb.Close)
-	}
-	switch busKind {
-	case kindEmbedded:
-		t = emb
-	case kindNATS:
-		b, err := natsbus.Open(ctx, natsbus.Config{URL: busURL, Namespace: namespace})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--bus %s: %w", redact(busURL), err)
-		}
-		closers = append([]func() error{b.Close}, closers...)
-		t = b
-	case kindRabbitMQ:
-		u := busURL
-		if rest, ok := strings.CutPrefix(u, "rabbitmq"); ok && scheme(u) != "" {
-			u = "amqp" + rest // rabbitmq://... and rabbitmqs://...
-		}
-		u, def, types, err := queueTypes(u)
-		if err != nil {
-			return nil, nil, nil, usagef("--bus %s: %v", redact(busURL), err)
-		}
-		b, err := rabbitbus.Open(ctx, rabbitbus.Config{URL: u, Namespace: namespace, QueueType: def, QueueTypes: types})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--bus %s: %w", redact(busURL), err)
-		}
-		closers = append([]func() error{b.Close}, closers...)
-		t = b
-	}
-	switch storeKind {
-	case kindEmbedded:
-		s = emb
-	case kindPostgres:
-		st, err := pgstore.Open(ctx, pgstore.Config{URL: storeURL, Schema: namespace})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--store %s: %w", redact(storeURL), err)
-		}
-		closers = append(closers, st.Close)
-		s = st
-	case kindRedis:
-		st, err := redisstore.Open(ctx, redisstore.Config{URL: storeURL, Prefix: namespace + ":"})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--store %s: %w", redact(storeURL), err)
-		}
-		closers = append(closers, st.Close)
-		s = st
-	}
-	return t, s, closeAll, nil
+	return b.Transport, b.Store, b.Close, nil
 }

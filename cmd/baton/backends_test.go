@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -279,32 +278,5 @@ func TestBackendFlagsWinOverEnvironment(t *testing.T) {
 	}
 	if n, _ := parseDone(t, out.String()); n != 5 {
 		t.Fatalf("done line says %d orders, want 5", n)
-	}
-}
-
-func TestQueueTypesFromURL(t *testing.T) {
-	for _, tc := range []struct {
-		in, rest, def string
-		groups        map[string]string
-		err           string
-	}{
-		{in: "amqp://guest:guest@127.0.0.1:5672/", rest: "amqp://guest:guest@127.0.0.1:5672/"},
-		{in: "amqp://h/?queue_type=quorum", rest: "amqp://h/", def: "quorum"},
-		{in: "amqp://h/?queue_type.payment=quorum&queue_type.order=quorum&heartbeat=10", rest: "amqp://h/?heartbeat=10",
-			groups: map[string]string{"payment": "quorum", "order": "quorum"}},
-		{in: "amqp://h/?queue_type=quorum&queue_type.mail=classic", rest: "amqp://h/", def: "quorum", groups: map[string]string{"mail": "classic"}},
-		{in: "amqp://h/?queue_type.=quorum", err: "want queue_type or queue_type.GROUP"},
-		{in: "amqp://h/?queue_types=quorum", err: "want queue_type or queue_type.GROUP"},
-	} {
-		rest, def, groups, err := queueTypes(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: error %v, want one saying %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || rest != tc.rest || def != tc.def || !maps.Equal(groups, tc.groups) {
-			t.Errorf("%s: %q %q %v %v; want %q %q %v", tc.in, rest, def, groups, err, tc.rest, tc.def, tc.groups)
-		}
 	}
 }
