@@ -44,7 +44,10 @@ Subcommands:
 	fmt.Fprint(w, `
 Every subcommand takes --data DIR (default baton-data), works on a running
 baton demo's or server's directory through its control socket and on an idle
-one directly; or, with --server URL (and --token), asks a baton server's API.
+one directly; with --bus URL --store URL --namespace NAME (or BATON_BUS,
+BATON_STORE and BATON_NAMESPACE) it works on a broker and a database
+directly (a replay goes to the group's queue, for its services to handle);
+or, with --server URL (and --token), asks a baton server's API.
 Run "baton dlq <subcommand> --help" for its flags.
 
 Examples:
@@ -52,6 +55,7 @@ Examples:
   baton dlq show --data ./baton-data 1234
   baton dlq replay --data ./baton-data --all
   baton dlq list --server http://127.0.0.1:7070
+  baton dlq replay --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test --all
 `)
 }
 
@@ -74,6 +78,7 @@ type and id, the attempts made, and the reason.`,
 	limit := f.Int("limit", 100, "list at most `N` dead letters")
 	after := f.String("after", "", "list those after the dead letter `ID` (to page)")
 	asJSON := f.Bool("json", false, "print the dead letters as JSON")
+	wide := f.Bool("wide", false, "show event ids whole (default: the part that tells them apart)")
 	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -106,13 +111,13 @@ type and id, the attempts made, and the reason.`,
 	rows := [][]string{{"ID", "TIME", "GROUP", "CORRELATION", "TYPE", "EVENT", "ATTEMPTS", "REASON"}}
 	for _, d := range dead {
 		rows = append(rows, []string{d.ID, d.Time.Local().Format("15:04:05.000"), d.Group,
-			d.CorrelationID, d.Type, shortID(d.EventID), strconv.Itoa(d.Attempts), oneLine(d.Reason, 100)})
+			d.CorrelationID, d.Type, idFormat(*wide)(d.EventID), strconv.Itoa(d.Attempts), oneLine(d.Reason, 100)})
 	}
 	if err := table(e.stdout, rows); err != nil {
 		return err
 	}
 	if more {
-		fmt.Fprintf(e.stdout, "more: baton dlq list %s --after %s\n", tgt.flag(), dead[len(dead)-1].ID)
+		fmt.Fprintf(e.stdout, "more: %s\n", tgt.hint("dlq list", "--after", dead[len(dead)-1].ID))
 	}
 	return nil
 }
@@ -269,9 +274,12 @@ func dlqEach(ctx context.Context, e *env, f *flags, args []string, tgt *target, 
 		fmt.Fprintf(e.stdout, "%s %d dead letters\n", done, len(ids)-failed)
 	}
 	if done == "replayed" && len(ids) > failed {
-		if live {
-			fmt.Fprintf(e.stdout, "the running process handles them now; follow with baton tail %s\n", tgt.flag())
-		} else {
+		switch {
+		case live:
+			fmt.Fprintf(e.stdout, "the running process handles them now; follow with %s\n", tgt.hint("tail"))
+		case tgt.brokers:
+			fmt.Fprintf(e.stdout, "they are back on their groups' queues: the groups' running services handle them now, stopped ones when they start; follow with %s\n", tgt.hint("tail"))
+		default:
 			fmt.Fprintf(e.stdout, "they are handled when baton demo or baton server next runs on %s\n", tgt.dir)
 		}
 	}

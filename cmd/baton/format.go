@@ -13,13 +13,40 @@ import (
 	"github.com/batonhq/baton/store"
 )
 
-// shortID shortens the hex ids the runtime derives for emitted events to
-// their first 8 digits; readable ids ("place-o-000017") stay whole.
+// shortID shortens an event id for a table, keeping the part that tells it
+// from its neighbours: the first 8 digits of the hex ids the runtime derives
+// for emitted events; for a coordinator's step command
+// ("r-RUNID/charge#1") the end of the run id and the step
+// ("…VVM6HJ/charge#1"), as runs started together share the start of their
+// ids; for a ULID, its last 8 characters (the start is the time). Other ids
+// ("place-o-000017") stay whole; --wide shows every id whole.
 func shortID(id string) string {
-	if len(id) > 16 {
+	if len(id) <= 16 {
+		return id
+	}
+	if strings.Trim(id, "0123456789abcdef") == "" {
 		return id[:8]
 	}
+	if run, step, ok := strings.Cut(id, "/"); ok && len(run) > 8 {
+		return "…" + run[len(run)-6:] + "/" + step
+	}
+	if isULID(id) {
+		return "…" + id[len(id)-8:]
+	}
 	return id
+}
+
+// isULID reports whether id is a ULID, as event.NewID makes them.
+func isULID(id string) bool {
+	return len(id) == 26 && strings.Trim(id, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == ""
+}
+
+// idFormat is how a table shows event ids: shortID, or whole (--wide).
+func idFormat(wide bool) func(string) string {
+	if wide {
+		return func(id string) string { return id }
+	}
+	return shortID
 }
 
 // who is the group that handled an entry's event, or for a published event,
@@ -65,7 +92,7 @@ func since(d time.Duration) string {
 }
 
 // detail is the error of an entry, or the ids of the events it caused.
-func detail(e store.Entry) string {
+func detail(e store.Entry, id func(string) string) string {
 	if e.Error != "" {
 		return e.Error
 	}
@@ -73,15 +100,16 @@ func detail(e store.Entry) string {
 		return ""
 	}
 	ids := make([]string, len(e.Caused))
-	for i, id := range e.Caused {
-		ids[i] = shortID(id)
+	for i, c := range e.Caused {
+		ids[i] = id(c)
 	}
 	return "→ " + strings.Join(ids, ", ")
 }
 
-// columns are an entry's fields after its time, as status and tail print them.
-func columns(e store.Entry) []string {
-	return []string{string(e.Outcome), e.EventType, shortID(e.EventID), who(e), attempt(e), took(e.Duration), detail(e)}
+// columns are an entry's fields after its time, as status and tail print
+// them; id formats the event ids.
+func columns(e store.Entry, id func(string) string) []string {
+	return []string{string(e.Outcome), e.EventType, id(e.EventID), who(e), attempt(e), took(e.Duration), detail(e, id)}
 }
 
 var columnNames = []string{"OUTCOME", "EVENT", "ID", "GROUP", "TRY", "TOOK", "DETAIL"}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/client"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
@@ -47,7 +46,9 @@ Subcommands:
 Every subcommand asks a baton server: --server URL (default BATON_SERVER, or
 `+defaultServer+`) with --token (default BATON_TOKEN). With --data DIR it
 works on a data directory instead: through the control socket of the baton
-server that holds it, or, for get and list, directly on an idle one.
+server that holds it, or, for get and list, directly on an idle one. With
+--bus URL --store URL --namespace NAME (or BATON_BUS, BATON_STORE and
+BATON_NAMESPACE), get and list read the runs from the store directly.
 Run "baton run <subcommand> --help" for its flags.
 
 Examples:
@@ -98,15 +99,23 @@ type runSource interface {
 
 var _ runSource = (*client.Client)(nil)
 
-// directRuns reads the runs of an idle data directory.
-type directRuns struct{ *embedded.Backend }
+// directRuns reads the runs of an idle data directory, or of a store opened
+// directly.
+type directRuns struct{ Backend direct }
 
-func (d directRuns) Runs(ctx context.Context, q store.RunQuery) ([]store.Run, error) {
-	return d.ListRuns(ctx, q)
+func (d directRuns) Run(ctx context.Context, id string) (store.Run, error) {
+	return d.Backend.Run(ctx, id)
 }
 
+func (d directRuns) Runs(ctx context.Context, q store.RunQuery) ([]store.Run, error) {
+	return d.Backend.ListRuns(ctx, q)
+}
+
+func (d directRuns) Close() error { return d.Backend.Close() }
+
 // openRuns returns the runs of the target; c is the client of a running
-// server (over HTTP or its control socket), nil for an idle directory.
+// server (over HTTP or its control socket), nil for an idle directory or a
+// store opened directly.
 func openRuns(ctx context.Context, t *target) (src runSource, c *client.Client, err error) {
 	s, _, err := t.open(ctx)
 	if err != nil {
@@ -116,7 +125,7 @@ func openRuns(ctx context.Context, t *target) (src runSource, c *client.Client, 
 	case *client.Client:
 		return s, s, nil
 	case direct:
-		return directRuns{s.Backend}, nil, nil
+		return directRuns{s}, nil, nil
 	}
 	s.Close()
 	return nil, nil, fmt.Errorf("unexpected source %T", s)
@@ -125,6 +134,12 @@ func openRuns(ctx context.Context, t *target) (src runSource, c *client.Client, 
 // serverOf returns the client of a running server, or an error saying one
 // is needed for what.
 func serverOf(ctx context.Context, t *target, what string) (*client.Client, error) {
+	if err := t.resolve(); err != nil {
+		return nil, err
+	}
+	if t.brokers {
+		return nil, fmt.Errorf("only a running baton server can %s, and --bus and --store are read directly: give --server URL (or %s) of a baton server on %s", what, envServer, t.where())
+	}
 	src, c, err := openRuns(ctx, t)
 	if err != nil {
 		return nil, err
@@ -140,7 +155,7 @@ func serverOf(ctx context.Context, t *target, what string) (*client.Client, erro
 // the command's default.
 func (t *target) hint(cmd string, args ...string) string {
 	parts := []string{"baton", cmd}
-	if f := t.flag(); !(t.preferServer && t.url == defaultServer) {
+	if f := t.flag(); f != "" && !(t.preferServer && t.url == defaultServer) {
 		parts = append(parts, f)
 	}
 	return strings.Join(append(parts, args...), " ")
@@ -438,7 +453,7 @@ func listFlags(f *flags, skip string) []string {
 	var out []string
 	f.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
-		case skip, "server", "data", "token":
+		case skip, "server", "data", "token", "bus", "store", "namespace":
 			return
 		}
 		out = append(out, "--"+fl.Name, quoteArg(fl.Value.String()))

@@ -14,9 +14,9 @@ import (
 	"github.com/batonhq/baton/store"
 )
 
-// source is what status, dlq and tail need from a data directory. Both an
-// embedded backend opened on it (direct) and the API client of the process
-// that holds it (*client.Client) implement it.
+// source is what status, dlq and tail need: a data directory's embedded
+// backend or a broker and a database opened by this process (direct), or
+// the API client of the process that holds them (*client.Client).
 type source interface {
 	History(ctx context.Context, correlationID string) ([]store.Entry, error)
 	Since(ctx context.Context, after uint64, limit int) ([]store.Entry, error)
@@ -38,14 +38,22 @@ var (
 // it holds.
 const socketName = "baton.sock"
 
-// direct is a data directory opened by this process: nothing else runs the
-// services on it.
-type direct struct{ *embedded.Backend }
+// direct is a transport and a store this process opened: an idle data
+// directory's embedded backend, or a broker and a database. Nothing in this
+// process runs services on them.
+type direct struct {
+	store.Store
+	tp    bus.Transport
+	close func() error
+}
 
-// ReplayDead puts the dead letter back on its queue; it is handled when a
-// process next runs the services on the directory.
+// Close closes the transport and the store.
+func (d direct) Close() error { return d.close() }
+
+// ReplayDead puts the dead letter back on its group's queue; it is handled
+// when a process runs the group's services.
 func (d direct) ReplayDead(ctx context.Context, id string) error {
-	return bus.Replay(ctx, d.Backend, d.Backend, id)
+	return bus.Replay(ctx, d.tp, d.Store, id)
 }
 
 // pollEvery is how often a direct SinceWait looks for new entries.
@@ -74,7 +82,7 @@ func openSource(ctx context.Context, dir string) (src source, live bool, err err
 	}
 	b, err := embedded.Open(embedded.Config{Dir: dir})
 	if err == nil {
-		return direct{b}, false, nil
+		return direct{Store: b, tp: b, close: b.Close}, false, nil
 	}
 	if baton.ErrorCode(err) != baton.Unavailable {
 		return nil, false, err
@@ -91,6 +99,16 @@ func openSource(ctx context.Context, dir string) (src source, live bool, err err
 		return nil, false, fmt.Errorf("data directory %s is in use, but its control socket %s does not answer: %w", dir, sock, perr)
 	}
 	return c, true, nil
+}
+
+// openDirect opens the transport and the store of c: a broker and a
+// database, reached directly.
+func openDirect(ctx context.Context, c *backendConfig) (source, error) {
+	tp, st, closeAll, err := openBackends(ctx, c.bus, c.store, "", c.namespace)
+	if err != nil {
+		return nil, err
+	}
+	return direct{Store: st, tp: tp, close: closeAll}, nil
 }
 
 // isDataDir reports whether dir holds a data directory: the embedded

@@ -19,13 +19,17 @@ progress (with the last step).
 ORDER-ID is any correlation id; the demo's orders are o-000000, o-000001, ...
 
 It reads the data directory --data DIR (directly, or through the control
-socket of the process that holds it), or asks a baton server's API with
+socket of the process that holds it), the store of a broker deployment
+directly with --bus URL --store URL --namespace NAME (or BATON_BUS,
+BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 --server URL.`,
 		"baton status --data ./baton-data o-000017",
+		"baton status --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0 o-000017",
 		"baton status --server http://127.0.0.1:7070 o-000017",
 		"baton status --data ./baton-data --json o-000017 | jq '.[].outcome'")
 	tgt := f.targetFlags(e, false)
 	asJSON := f.Bool("json", false, "print the journal entries as JSON")
+	wide := f.Bool("wide", false, "show event ids whole (default: the part that tells them apart)")
 	args, err := f.parseArgs(e.stdout, args, 1, 1, "ORDER-ID")
 	if err != nil {
 		return err
@@ -49,7 +53,7 @@ socket of the process that holds it), or asks a baton server's API with
 	fmt.Fprintf(e.stdout, "%s: %d journal entries from %s\n\n", id, len(h), h[0].Time.Local().Format("2006-01-02 15:04:05.000"))
 	rows := [][]string{append([]string{"TIME"}, columnNames...)}
 	for _, en := range h {
-		rows = append(rows, append([]string{since(en.Time.Sub(h[0].Time))}, columns(en)...))
+		rows = append(rows, append([]string{since(en.Time.Sub(h[0].Time))}, columns(en, idFormat(*wide))...))
 	}
 	if err := table(e.stdout, rows); err != nil {
 		return err

@@ -26,13 +26,16 @@ now on; --from-start prints the whole journal first.
 On a running baton demo's or server's directory it long-polls the control
 socket; on an idle one it opens the directory and looks for new entries every
 200ms (and holds the directory meanwhile: start the demo first). With
---server URL it long-polls a baton server's API.`,
+--bus URL --store URL (or BATON_BUS and BATON_STORE) it reads the store
+directly, every 200ms. With --server URL it long-polls a baton server's API.`,
 		"baton tail --data ./baton-data",
 		"baton tail --server http://127.0.0.1:7070",
+		"baton tail --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0 --namespace shop",
 		"baton tail --data ./baton-data --from-start | grep dead-lettered")
 	tgt := f.targetFlags(e, false)
 	fromStart := f.Bool("from-start", false, "begin with the first entry of the journal (seq 0)")
 	asJSON := f.Bool("json", false, "print each entry as one line of JSON")
+	wide := f.Bool("wide", false, "show event ids whole (default: the part that tells them apart)")
 	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -49,6 +52,8 @@ socket; on an idle one it opens the directory and looks for new entries every
 	}
 	how := "reading the directory"
 	switch {
+	case tgt.brokers:
+		how = "reading the store"
 	case tgt.url != "":
 		how = "through its API"
 	case live:
@@ -59,7 +64,7 @@ socket; on an idle one it opens the directory and looks for new entries every
 	if !live {
 		wait = time.Hour // direct polling: SinceWait looks every 200ms
 	}
-	print := lineWriter(e.stdout, *asJSON)
+	print := lineWriter(e.stdout, *asJSON, idFormat(*wide))
 	for {
 		entries, err := src.SinceWait(ctx, after, page, wait)
 		if err != nil {
@@ -85,16 +90,16 @@ func quiet(ctx context.Context, err error) error {
 	return err
 }
 
-func lineWriter(w io.Writer, asJSON bool) func(store.Entry) {
+func lineWriter(w io.Writer, asJSON bool, id func(string) string) func(store.Entry) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		return func(e store.Entry) { _ = enc.Encode(e) }
 	}
-	widths := []int{13, 22, 14, 12, 3, 7}
+	widths := []int{13, 22, 18, 12, 3, 7}
 	return func(e store.Entry) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s  %6d  %-10s", e.Time.Local().Format("15:04:05.000"), e.Seq, e.CorrelationID)
-		cols := columns(e)
+		cols := columns(e, id)
 		for i, c := range cols {
 			b.WriteString("  ")
 			if i < len(widths) {

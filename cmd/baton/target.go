@@ -24,25 +24,34 @@ const (
 )
 
 // target is where a command finds Baton: the API of a baton server
-// (--server URL) or a data directory (--data DIR), opened directly or
-// reached through the control socket of the process that holds it.
+// (--server URL), a data directory (--data DIR), opened directly or
+// reached through the control socket of the process that holds it, or a
+// broker and a database (--bus URL --store URL --namespace NAME), opened
+// directly.
 type target struct {
 	f            *flags
 	e            *env
 	server       *string
 	token        *string
 	data         *string
+	backends     *backendConfig
 	preferServer bool
 
-	// Resolved by resolve.
-	url string // the server's API, or "" for the data directory
-	dir string
+	// Resolved by resolve: the server's API, the data directory, or the
+	// broker and the database (brokers).
+	url     string
+	dir     string
+	brokers bool
+	given   []string // --bus, --store and --namespace as given on the command line
+
+	resolved bool
 }
 
-// targetFlags adds --server, --token and --data. preferServer says which
-// one is used when neither is given: the server (at BATON_SERVER, or
-// defaultServer), or the data directory baton-data (unless BATON_SERVER is
-// set).
+// targetFlags adds --server, --token, --data, --bus, --store and
+// --namespace. When none of --server, --data, --bus and --store is given,
+// BATON_SERVER picks the server, else BATON_BUS and BATON_STORE the broker
+// and the database; with none of them, preferServer says which is used:
+// the server at defaultServer, or the data directory baton-data.
 func (f *flags) targetFlags(e *env, preferServer bool) *target {
 	t := &target{f: f, e: e, preferServer: preferServer}
 	if preferServer {
@@ -53,27 +62,49 @@ func (f *flags) targetFlags(e *env, preferServer bool) *target {
 		t.data = f.dataFlag()
 	}
 	t.token = f.String("token", "", "the bearer `TOKEN` the server requires (default: "+envToken+")")
+	t.backends = f.backendFlags()
 	return t
 }
 
-// resolve decides, after the flags are parsed, between the server and the
-// data directory; open calls it.
+// resolve decides, after the flags are parsed, between the server, the
+// data directory and the broker and database; open calls it.
 func (t *target) resolve() error {
+	if t.resolved {
+		return nil
+	}
+	t.resolved = true
 	set := map[string]bool{}
 	t.f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	backends := set["bus"] || set["store"]
 	switch {
 	case set["server"] && set["data"]:
 		return usagef("%s: give --server or --data, not both", t.f.path)
+	case set["server"] && backends:
+		return usagef("%s: give --server or --bus and --store, not both", t.f.path)
 	case set["server"]:
 		t.url = *t.server
+	case backends:
+		if err := t.useBackends(set); err != nil {
+			return err
+		}
 	case set["data"]:
 		t.dir = *t.data
 	case t.e.env(envServer) != "":
 		t.url = t.e.env(envServer)
+	case t.e.env(envBus) != "" || t.e.env(envStore) != "":
+		if err := t.useBackends(set); err != nil {
+			return err
+		}
 	case t.preferServer:
 		t.url = defaultServer
 	default:
 		t.dir = *t.data
+	}
+	if set["namespace"] && !t.brokers {
+		return usagef("%s: --namespace goes with --bus and --store (or %s and %s)", t.f.path, envBus, envStore)
+	}
+	if t.brokers {
+		return nil
 	}
 	if t.url == "" {
 		if t.dir == "" {
@@ -89,6 +120,43 @@ func (t *target) resolve() error {
 	return nil
 }
 
+// useBackends completes --bus, --store and --namespace from the
+// environment. The embedded backend as both is the data directory.
+func (t *target) useBackends(set map[string]bool) error {
+	if err := t.backends.fromEnv(t.e, t.f.path); err != nil {
+		return err
+	}
+	if b, _, _ := pickBackends(t.backends.bus, t.backends.store); b == kindEmbedded {
+		if *t.data == "" {
+			return usagef("%s: --bus embedded: give the data directory with --data DIR", t.f.path)
+		}
+		t.dir = *t.data
+		return nil
+	}
+	if set["data"] {
+		return usagef("%s: --data is the embedded backend's directory; with --bus %s and --store %s give no --data", t.f.path, redact(t.backends.bus), redact(t.backends.store))
+	}
+	t.brokers = true
+	for _, name := range []string{"bus", "store", "namespace"} {
+		if set[name] {
+			t.given = append(t.given, "--"+name, quoteArg(hidePassword(t.f.Lookup(name).Value.String())))
+		}
+	}
+	return nil
+}
+
+// hidePassword shows a URL with its password, if any, as xxxxx.
+func hidePassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); !ok {
+		return raw
+	}
+	return u.Redacted()
+}
+
 func (t *target) bearer() string {
 	if *t.token != "" {
 		return *t.token
@@ -101,19 +169,27 @@ func (t *target) client() *client.Client {
 	return client.New(t.url, nil, client.WithToken(t.bearer()))
 }
 
-// flag is how the user names the target again in a hint: "--server URL"
-// or "--data DIR".
+// flag is how the user names the target again in a hint: "--server URL",
+// "--data DIR", or the --bus, --store and --namespace given on the command
+// line (a password shown as xxxxx), none when they came from the
+// environment.
 func (t *target) flag() string {
-	if t.url != "" {
+	switch {
+	case t.brokers:
+		return strings.Join(t.given, " ")
+	case t.url != "":
 		return "--server " + t.url
 	}
 	return "--data " + t.dir
 }
 
-// where names the target in a message: "the server at URL" or the
-// directory.
+// where names the target in a message: "the server at URL", the
+// directory, or "namespace NAME (nats://… and redis://…)".
 func (t *target) where() string {
-	if t.url != "" {
+	switch {
+	case t.brokers:
+		return fmt.Sprintf("namespace %s (%s and %s)", t.backends.namespace, redact(t.backends.bus), redact(t.backends.store))
+	case t.url != "":
 		return "the server at " + t.url
 	}
 	return t.dir
@@ -125,7 +201,11 @@ func (t *target) open(ctx context.Context) (src source, live bool, err error) {
 	if err := t.resolve(); err != nil {
 		return nil, false, err
 	}
-	if t.url != "" {
+	switch {
+	case t.brokers:
+		src, err := openDirect(ctx, t.backends)
+		return src, false, err
+	case t.url != "":
 		return t.client(), true, nil
 	}
 	return openSource(ctx, t.dir)
