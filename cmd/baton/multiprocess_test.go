@@ -169,7 +169,7 @@ type cluster struct {
 const serverReady = "listening on http://"
 
 func (c *cluster) startServer(i int) {
-	args := append([]string{"server", "--services=false", "--addr", "127.0.0.1:0",
+	args := append([]string{"server", "--demo", "--services=false", "--addr", "127.0.0.1:0",
 		"--data", filepath.Join(c.dir, fmt.Sprintf("coordinator-%d", i))}, c.backends...)
 	if c.flows != "" {
 		args = append(args, "--flows", c.flows)

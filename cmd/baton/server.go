@@ -16,12 +16,12 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/backend/embedded"
-	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/examples/orders"
 	"github.com/batonhq/baton/examples/orders/orchestration"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
+	"github.com/batonhq/baton/runner"
 	"github.com/batonhq/baton/store"
 )
 
@@ -34,7 +34,7 @@ type serverConfig struct {
 	routes        []string
 	webhooks      []string
 	webhookSecret string
-	orders        bool
+	demo          bool
 	services      bool
 	failRate      float64
 	stopTimeout   time.Duration
@@ -57,13 +57,20 @@ func (l listFlag) Set(s string) error {
 }
 
 func runServer(ctx context.Context, e *env, args []string) error {
-	f := newFlags("server", "run the coordinator, the order services and the HTTP API", "[flags]", `
+	f := newFlags("server", "run the coordinator and the HTTP API for your flows", "[flags]", `
 Runs Baton on the embedded backend in the data directory --data (or on the
-backends --bus and --store name, below): the order,
-payment, inventory and notification services of the orders example, a
-coordinator running the order flow over the same services (and the flows of
---flows files), the schedules, notifications (a server-sent-events stream
-and --webhook endpoints), and the HTTP API on --addr (docs/api.md).
+backends --bus and --store name, below): a coordinator running the flows of
+the --flows files, their schedules, notifications (a server-sent-events
+stream and --webhook endpoints), and the HTTP API on --addr (docs/api.md).
+The services that handle the flows' steps run in your own programs (see
+docs/first-service.md and the runner package); --route says which consumer
+group handles each type. A program of your own that registers flows in Go
+runs them the same way, with runner.Config.Flows and runner.Config.Addr.
+
+--demo adds the orders example: its order flow, and its order, payment,
+inventory and notification services in this process (with --services=false
+only the flow: its steps go to baton worker processes), and --fail-rate
+makes some orders meet a fault, as in baton demo.
 
 The API listens on 127.0.0.1:7070 by default: loopback only. To listen on
 another interface, give a token (--token, or BATON_TOKEN): without one the
@@ -103,15 +110,15 @@ BATON_NAMESPACE) names the NATS stream, RabbitMQ exchange, PostgreSQL schema
 and Redis key prefix. On those backends --data only keeps the ledger of the
 order services, and there is no control socket: reach the server over HTTP
 with --server.`,
-		"baton server",
-		"baton server --data ./baton-data --fail-rate 0.1",
+		"baton server --flows approvals.yaml --route approval.requested.v1=approvals",
+		"baton server --demo",
+		"baton server --demo --data ./baton-data --fail-rate 0.1",
 		"baton server --addr 0.0.0.0:7070 --token $(cat token.txt)",
 		"baton server --webhook https://hooks.example.com/baton --webhook-secret s3cret",
-		"baton server --flows approvals.json --route approval.requested.v1=approvals",
-		"baton server --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
-		"baton server --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
-		"baton server --services=false --addr 127.0.0.1:7071 --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0")
-	cfg := serverConfig{orders: true, services: true}
+		"baton server --demo --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
+		"baton server --flows flows.yaml --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		"baton server --demo --services=false --addr 127.0.0.1:7071 --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0")
+	cfg := serverConfig{services: true}
 	f.StringVar(&cfg.data, "data", "baton-data", "keep the data in `DIR` (created if missing)")
 	f.StringVar(&cfg.addr, "addr", api.DefaultAddr, "serve the HTTP API on `HOST:PORT`")
 	f.Var(listFlag{&cfg.tokens}, "token", "accept the bearer `TOKEN` (repeat for several; default: BATON_TOKEN, comma-separated; none: loopback only)")
@@ -119,9 +126,9 @@ with --server.`,
 	f.Var(listFlag{&cfg.routes}, "route", "send steps of event type TYPE to the consumer group GROUP, as `TYPE=GROUP` (repeatable) (default none)")
 	f.Var(listFlag{&cfg.webhooks}, "webhook", "POST notifications to `URL` (repeatable) (default none)")
 	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET` (default: BATON_WEBHOOK_SECRET)")
-	f.BoolVar(&cfg.orders, "orders", true, "run the order services and the order flow (--orders=false: only --flows)")
-	f.BoolVar(&cfg.services, "services", true, "run the order services in this process (--services=false: only the coordinator, which sends their steps to baton worker processes)")
-	f.Float64Var(&cfg.failRate, "fail-rate", 0, "share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
+	f.BoolVar(&cfg.demo, "demo", false, "also run the orders example: its order flow and, unless --services=false, its services")
+	f.BoolVar(&cfg.services, "services", true, "with --demo, run the order services in this process (--services=false: only the coordinator, which sends their steps to baton worker processes)")
+	f.Float64Var(&cfg.failRate, "fail-rate", 0, "with --demo, the share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
 	f.DurationVar(&cfg.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, wait up to `D` for each part to finish its work")
 	backends := f.backendFlags()
 	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
@@ -146,6 +153,8 @@ with --server.`,
 		return usagef("server: --data: give a directory")
 	case cfg.failRate < 0 || cfg.failRate > 1:
 		return usagef("server: --fail-rate %v: give a share from 0 to 1", cfg.failRate)
+	case cfg.failRate != 0 && !cfg.demo:
+		return usagef("server: --fail-rate is the demo's: it makes the orders example's services fail; give --demo too")
 	case len(cfg.webhooks) > 0 && cfg.webhookSecret == "":
 		return usagef("server: --webhook needs --webhook-secret (or %s): receivers verify the signature with it", envWebhookSecret)
 	case cfg.stopTimeout <= 0:
@@ -198,7 +207,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		return err
 	}
 	var flows []flow.Flow
-	if cfg.orders {
+	if cfg.demo {
 		flows = append(flows, orchestration.Flow())
 	}
 	for _, path := range cfg.flowFiles {
@@ -209,7 +218,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		flows = append(flows, fs...)
 	}
 	if len(flows) == 0 {
-		return usagef("server: no flows to run: give --flows FILE, or keep the order flow (--orders)")
+		return usagef("server: no flows to run: give --flows FILE (docs/orchestration.md shows one), or --demo for the orders example's flow")
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -218,9 +227,6 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	}
 	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
 	if err != nil {
-		if b, s, _ := pickBackends(cfg.backends.bus, cfg.backends.store); b == kindEmbedded && s == kindEmbedded && baton.ErrorCode(err) == baton.Unavailable {
-			return fmt.Errorf("cannot open data directory %s; is another baton process using it? (%w)", cfg.data, err)
-		}
 		return err
 	}
 	defer closeBackends()
@@ -230,24 +236,15 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	// whose handlers run elsewhere.
 	var services []baton.Service
 	switch {
-	case cfg.orders && cfg.services:
+	case cfg.demo && cfg.services:
 		ledger, err := orders.NewLedger(filepath.Join(cfg.data, "ledger.jsonl"))
 		if err != nil {
 			return err
 		}
 		defer ledger.Close()
 		services = orders.Services(ledger, orders.Faults{Rate: cfg.failRate})
-	case cfg.orders:
+	case cfg.demo:
 		routed = append(routed, orders.Services(nil, orders.Faults{})...)
-	}
-	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Source: "baton-server", Logger: log})
-	if err != nil {
-		return err
-	}
-	for _, s := range services {
-		if err := rt.Register(s); err != nil {
-			return err
-		}
 	}
 	var hooks []notify.Webhook
 	for _, u := range cfg.webhooks {
@@ -257,18 +254,14 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	if err != nil {
 		return fmt.Errorf("--webhook: %w", err)
 	}
-	co, err := flow.New(flow.Config{Store: st, Transport: tp, Flows: flows, Services: append(services, routed...),
-		Notifier: hub, Logger: log})
-	if err != nil {
-		return err
-	}
-	sched, err := flow.NewScheduler(flow.SchedulerConfig{Store: st, Starter: co, Logger: log})
+	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Flows: flows, Remote: routed,
+		Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log})
 	if err != nil {
 		return err
 	}
 
 	var ready atomic.Bool
-	apiCfg := api.Config{Store: st, Transport: tp, Coordinator: co, Scheduler: sched, Publisher: rt, Hub: hub,
+	apiCfg := api.Config{Store: st, Transport: tp, Coordinator: rn.Coordinator(), Scheduler: rn.Scheduler(), Publisher: rn, Hub: hub,
 		Tokens: cfg.tokens, Logger: log,
 		Ready: func(context.Context) error {
 			if !ready.Load() {
@@ -313,11 +306,12 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	// What has started is stopped in the documented order, whatever
 	// happens: stop taking requests, stop the hub (which ends the event
 	// streams a server's shutdown waits for), wait for the requests in
-	// flight, stop the schedules and the coordinator, stop the services;
-	// the deferred b.Close closes the data directory last.
+	// flight, stop the schedules and the coordinator, stop the services
+	// (the runner's Stop); the deferred closeBackends closes the data
+	// directory last.
 	var (
-		serving, hubStarted, coStarted, rtStarted bool
-		stopWatch                                 = func() {}
+		serving, hubStarted, started bool
+		stopWatch                    = func() {}
 	)
 	defer func() {
 		ready.Store(false)
@@ -349,35 +343,18 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		}
 		shutdown.Wait()
 		cancelRequests()
-		if coStarted {
+		if started {
 			c, cancel := stopCtx()
-			if err := sched.Stop(c); err != nil {
+			if err := rn.Stop(c); err != nil {
 				fmt.Fprintf(e.stderr, "warning: %v\n", err)
-			}
-			if err := co.Stop(c); err != nil {
-				fmt.Fprintf(e.stderr, "warning: %v; they resume on the next start\n", err)
-			}
-			cancel()
-		}
-		if rtStarted {
-			c, cancel := stopCtx()
-			if err := rt.Stop(c); err != nil {
-				fmt.Fprintf(e.stderr, "warning: services: %v; they are redelivered on the next start\n", err)
 			}
 			cancel()
 		}
 	}()
-	if err := rt.Start(ctx); err != nil {
+	if err := rn.Start(ctx); err != nil {
 		return err
 	}
-	rtStarted = true
-	if err := co.Start(ctx); err != nil {
-		return err
-	}
-	coStarted = true
-	if err := sched.Start(ctx); err != nil {
-		return err
-	}
+	started = true
 	if err := hub.Start(ctx); err != nil {
 		return err
 	}

@@ -267,7 +267,7 @@ func TestServerCommand(t *testing.T) {
 	go func() {
 		done <- run(ctx, &env{stdout: &out, stderr: &errOut, getenv: func(k string) string {
 			return map[string]string{"BATON_WEBHOOK_SECRET": "hook-secret"}[k]
-		}}, []string{"server", "--data", dir, "--addr", "127.0.0.1:0", "--fail-rate", fmt.Sprint(rate), "--webhook", hooks.URL})
+		}}, []string{"server", "--demo", "--data", dir, "--addr", "127.0.0.1:0", "--fail-rate", fmt.Sprint(rate), "--webhook", hooks.URL})
 	}()
 	waitFor(t, "the server to listen", func() bool { return listeningLine.MatchString(errOut.String()) }, done, &errOut)
 	url := listeningLine.FindStringSubmatch(errOut.String())[1]
@@ -361,7 +361,7 @@ flows:
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, &env{stdout: &out, stderr: &errOut}, []string{"server", "--data", data, "--addr", "127.0.0.1:0",
-			"--orders=false", "--flows", file, "--route", "approval.requested.v1=approvals"})
+			"--flows", file, "--route", "approval.requested.v1=approvals"})
 	}()
 	waitFor(t, "the server to listen", func() bool { return listeningLine.MatchString(errOut.String()) }, done, &errOut)
 	url := listeningLine.FindStringSubmatch(errOut.String())[1]
@@ -408,7 +408,7 @@ func TestServerToken(t *testing.T) {
 	go func() {
 		done <- run(ctx, &env{stdout: &out, stderr: &errOut, getenv: func(k string) string {
 			return map[string]string{"BATON_TOKEN": "env-token"}[k]
-		}}, []string{"server", "--data", dir, "--addr", "127.0.0.1:0"})
+		}}, []string{"server", "--demo", "--data", dir, "--addr", "127.0.0.1:0"})
 	}()
 	waitFor(t, "the server to listen", func() bool { return listeningLine.MatchString(errOut.String()) }, done, &errOut)
 	url := listeningLine.FindStringSubmatch(errOut.String())[1]
@@ -443,8 +443,9 @@ func TestServerUsage(t *testing.T) {
 		{[]string{"server", "--data", dir, "--addr", ":7070"}, 2, "is not loopback"},
 		{[]string{"server", "--data", dir, "--webhook", "http://127.0.0.1:1/"}, 2, "--webhook needs --webhook-secret"},
 		{[]string{"server", "--data", dir, "--route", "nonsense"}, 2, "give TYPE=GROUP"},
-		{[]string{"server", "--data", dir, "--fail-rate", "3"}, 2, "--fail-rate 3"},
-		{[]string{"server", "--data", dir, "--orders=false"}, 2, "no flows to run"},
+		{[]string{"server", "--demo", "--data", dir, "--fail-rate", "3"}, 2, "--fail-rate 3"},
+		{[]string{"server", "--data", dir, "--fail-rate", "0.1"}, 2, "--fail-rate is the demo's"},
+		{[]string{"server", "--data", dir}, 2, "no flows to run: give --flows FILE"},
 		{[]string{"server", "--data", dir, "--flows", dir + "/missing.yaml"}, 1, "missing.yaml"},
 		{[]string{"server", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"run"}, 2, "missing subcommand (start, get, list, cancel, signal)"},
@@ -477,7 +478,7 @@ func TestHelpOfServerCommands(t *testing.T) {
 	t.Parallel()
 	target := []string{"--server", "--token", "--data"}
 	flagsOf := map[string][]string{
-		"server":          {"--data", "--addr", "--token", "--flows", "--route", "--webhook", "--webhook-secret", "--orders", "--fail-rate", "--stop-timeout"},
+		"server":          {"--data", "--addr", "--token", "--flows", "--route", "--webhook", "--webhook-secret", "--demo", "--services", "--fail-rate", "--stop-timeout"},
 		"run start":       append([]string{"--input", "--version", "--wait", "--json"}, target...),
 		"run get":         append([]string{"--json"}, target...),
 		"run list":        append([]string{"--flow", "--status", "--key", "--since", "--until", "--limit", "--after", "--json"}, target...),

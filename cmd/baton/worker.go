@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/runner"
 )
 
 // workerConfig is what baton worker's flags set.
@@ -41,10 +41,12 @@ func orderServiceNames() []string {
 }
 
 func runWorker(ctx context.Context, e *env, args []string) error {
-	f := newFlags("worker", "run one or more order services in this process", "--service NAME [flags]", `
-Runs the services of the orders example that --service names (order,
-payment, inventory or notification; repeat --service for several) in this
-process, until Ctrl-C or SIGTERM. Each service consumes its consumer group:
+	f := newFlags("worker", "run the demo's order services in their own process", "--service NAME [flags]", `
+Runs the services of the orders example (the demo's) that --service names
+(order, payment, inventory or notification; repeat --service for several) in
+this process, until Ctrl-C or SIGTERM. It runs only the demo's services: your
+own run in a program of your own, which the runner package makes about
+fifteen lines (docs/first-service.md). Each service consumes its consumer group:
 under choreography it reacts to the events it subscribes to; under
 orchestration a coordinator (baton server) sends it commands and the
 runtime answers them. The same worker serves both styles unchanged, so the
@@ -117,19 +119,13 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 	}
 	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
 	if err != nil {
-		if b, s, _ := pickBackends(cfg.backends.bus, cfg.backends.store); b == kindEmbedded && s == kindEmbedded && baton.ErrorCode(err) == baton.Unavailable {
-			return fmt.Errorf("only one process may open a data directory: %w", err)
-		}
 		return err
 	}
 	defer closeBackends()
 
-	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-worker"})
-	if err != nil {
-		return err
-	}
 	// A ledger per service: each service records its own effects, in a
 	// file of its own when there is a data directory.
+	var services []baton.Service
 	for _, name := range cfg.services {
 		path := ""
 		if cfg.data != "" {
@@ -142,28 +138,19 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 		defer ledger.Close()
 		for _, s := range orders.Services(ledger, orders.Faults{Rate: cfg.failRate}) {
 			if s.Name == name {
-				if err := rt.Register(s); err != nil {
-					return err
-				}
+				services = append(services, s)
 			}
 		}
 	}
-	if err := rt.Start(ctx); err != nil {
+	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Concurrency: cfg.concurrency,
+		Source: "baton-worker", StopTimeout: workerStopTimeout})
+	if err != nil {
 		return err
 	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		stopCtx, cancel := context.WithTimeout(context.Background(), workerStopTimeout)
-		defer cancel()
-		if serr := rt.Stop(stopCtx); serr != nil {
-			fmt.Fprintf(e.stderr, "warning: %v; they are redelivered\n", serr)
-		}
+	if err := rn.Start(ctx); err != nil {
+		return err
 	}
-	defer stop()
+	defer rn.Stop(context.Background())
 
 	bk, sk, _ := pickBackends(cfg.backends.bus, cfg.backends.store)
 	ledgerAt := "ledger in memory"
@@ -179,23 +166,25 @@ wait:
 	for {
 		select {
 		case <-tick.C:
-			fmt.Fprintln(e.stderr, "stats: "+workerStats(rt.Stats()))
+			fmt.Fprintln(e.stderr, "stats: "+workerStats(rn.Stats()))
 		case <-ctx.Done():
 			break wait
 		}
 	}
 	fmt.Fprintln(e.stderr, "stopping: no new events; waiting for those in flight")
-	stop()
-	fmt.Fprintln(e.stderr, "stopped: "+workerStats(rt.Stats()))
+	if err := rn.Stop(context.Background()); err != nil {
+		fmt.Fprintf(e.stderr, "warning: %v\n", err)
+	}
+	fmt.Fprintln(e.stderr, "stopped: "+workerStats(rn.Stats()))
 	return nil
 }
 
 // workerStats is the stats line's counts.
-func workerStats(s *bus.Stats) string {
+func workerStats(s runner.Stats) string {
 	var dead int64
-	for _, n := range s.DeadLettered() {
+	for _, n := range s.DeadLettered {
 		dead += n
 	}
 	return fmt.Sprintf("handled %d, retried %d, dead-lettered %d, duplicates %d",
-		s.Handled(), s.Retried(), dead, s.Duplicates())
+		s.Handled, s.Retried, dead, s.Duplicates)
 }
