@@ -182,23 +182,6 @@ func TestDemoOnNATSAndPostgres(t *testing.T) {
 	demoOn(t, styleOrchestration, "--bus", natsTestURL(), "--store", pgTestURL(), "--namespace", ns)
 }
 
-// A demo run again on a namespace that holds an earlier run, without that
-// run's ledger, says so instead of waiting for orders that cannot end.
-func TestDemoRefusesANamespaceInUse(t *testing.T) {
-	t.Parallel()
-	need(t, "NATS", natsTestURL())
-	need(t, "Redis", redisTestURL())
-	ns := testNamespace()
-	cleanNATS(t, ns)
-	cleanRedis(t, ns)
-	args := []string{"demo", "--orders", "20", "--bus", natsTestURL(), "--store", redisTestURL(), "--namespace", ns}
-	mustRun(t, args...)
-	r := batonCmd(t, context.Background(), args...)
-	if r.code != 1 || !strings.Contains(r.stderr, "namespace "+ns+" already holds an earlier demo run") {
-		t.Fatalf("exit %d, stderr %q; want 1 and the namespace in use", r.code, r.stderr)
-	}
-}
-
 func TestPickBackends(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

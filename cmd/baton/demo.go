@@ -84,10 +84,12 @@ directory), nats://, amqp:// or rabbitmq:// for the bus; embedded,
 postgres:// or redis:// for the store. The embedded backend is both or
 neither: a NATS or RabbitMQ bus needs a PostgreSQL or Redis store.
 --namespace (or BATON_NAMESPACE) names the NATS stream, RabbitMQ exchange,
-PostgreSQL schema and Redis key prefix, so that runs can share a server. On
-those backends there is no control socket (status, dlq and tail cannot reach
-the run), and the ledger of effects is only kept with --data: run again on
-the same namespace with the same --data, or on a new namespace.`,
+PostgreSQL schema and Redis key prefix, so that runs can share a server.
+baton status, dlq, tail and run list|get read those backends directly when
+given the same --bus, --store and --namespace. The ledger of effects is only
+kept with --data: run again with the same --data to resume. A run on a
+namespace that holds an earlier demo run whose ledger is not here deletes
+that namespace first (as baton namespace delete does) and says so.`,
 		"baton demo",
 		"baton demo --orders 10000 --fail-rate 0.2",
 		"baton demo --style orchestration --fail-rate 0.2",
@@ -147,7 +149,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		}
 		return err
 	}
-	defer closeBackends()
+	defer func() { closeBackends() }()
 	_, isEmbedded := st.(*embedded.Backend)
 	ledgerPath := ""
 	if keep {
@@ -157,6 +159,28 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	if !freshLedger {
 		_, serr := os.Stat(ledgerPath)
 		freshLedger = errors.Is(serr, fs.ErrNotExist)
+	}
+	if !isEmbedded && freshLedger {
+		// The orders' ids repeat from run to run: on a namespace that
+		// holds an earlier run, the inbox would skip them and they would
+		// never end in this run's empty ledger. That run cannot be
+		// resumed without its ledger: start afresh.
+		first := orders.NewOrder(0).OrderID
+		h, err := st.History(ctx, first)
+		if err != nil {
+			return err
+		}
+		if len(h) > 0 {
+			closeBackends()
+			closeBackends = func() error { return nil }
+			if err := clearDemo(ctx, cfg.backends); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "namespace %s held an earlier demo run whose ledger is not here: deleted it to start afresh (keep runs apart with --namespace; resume one with its --data)\n", cfg.backends.namespace)
+			if tp, st, closeBackends, err = openBackends(ctx, cfg.backends.bus, cfg.backends.store, dir, cfg.backends.namespace); err != nil {
+				return err
+			}
+		}
 	}
 	ledger, err := orders.NewLedger(ledgerPath)
 	if err != nil {
@@ -206,17 +230,6 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		return err
 	}
 	toPlace := tr.pendingIDs()
-	if !isEmbedded && freshLedger {
-		// The orders' ids repeat from run to run: on a namespace that
-		// holds an earlier run, the inbox would skip them and they would
-		// never end in this run's empty ledger.
-		first := orders.NewOrder(0).OrderID
-		if h, err := st.History(ctx, first); err != nil {
-			return err
-		} else if len(h) > 0 {
-			return fmt.Errorf("namespace %s already holds an earlier demo run (%s has a history), whose ledger is not here; give a new --namespace, or resume that run with its --data", cfg.backends.namespace, first)
-		}
-	}
 	endedBefore := cfg.orders - len(toPlace)
 
 	start := time.Now()
@@ -297,6 +310,28 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	if cfg.serve && ctl != nil {
 		fmt.Fprintf(e.stderr, "serving %s; the services keep running (replayed dead letters are handled); Ctrl-C to stop\n", ctl.path)
 		<-ctx.Done()
+	}
+	return nil
+}
+
+// clearDemo deletes the namespace of an earlier demo run on a broker and a
+// database, with the queues of the demo's groups.
+func clearDemo(ctx context.Context, c backendConfig) error {
+	ns, err := newNamespace(c)
+	if err != nil {
+		return err
+	}
+	groups, err := ns.groups(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range orders.Services(nil, orders.Faults{}) {
+		if !slices.Contains(groups, s.Name) {
+			groups = append(groups, s.Name)
+		}
+	}
+	if _, err := ns.delete(ctx, groups); err != nil {
+		return fmt.Errorf("clear the earlier demo run in namespace %s: %w", c.namespace, err)
 	}
 	return nil
 }

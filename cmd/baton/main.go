@@ -63,6 +63,7 @@ func init() {
 		{"worker", "run one or more order services in their own process", runWorker},
 		{"run", "start, inspect and cancel runs of flows", runRun},
 		{"schedule", "list, pause and resume schedules", runSchedule},
+		{"namespace", "delete a namespace from a broker and a database", runNamespace},
 	}
 }
 
@@ -164,5 +165,6 @@ Examples:
   baton run start order o-000001 --input @order.json --wait
   baton run list --status failed
   baton schedule list
+  baton namespace delete baton --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0 --yes
 `)
 }
