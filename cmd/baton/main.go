@@ -59,11 +59,12 @@ func init() {
 		{"status", "show the timeline of one order (any correlation id)", runStatus},
 		{"dlq", "list, show, replay and drop dead letters", runDLQ},
 		{"tail", "print journal entries as they are written", runTail},
-		{"server", "run the coordinator, the order services and the HTTP API", runServer},
-		{"worker", "run one or more order services in their own process", runWorker},
+		{"server", "run the coordinator and the HTTP API for your flows (--demo: the order flow)", runServer},
+		{"worker", "run the demo's order services in their own process", runWorker},
 		{"run", "start, inspect and cancel runs of flows", runRun},
 		{"schedule", "list, pause and resume schedules", runSchedule},
 		{"namespace", "delete a namespace from a broker and a database", runNamespace},
+		{"version", "print the module version and the commit baton was built from", runVersion},
 	}
 }
 
@@ -150,7 +151,7 @@ Usage:
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run "baton <command> --help" for a command's flags and examples.
@@ -161,7 +162,8 @@ Examples:
   baton status --data ./baton-data o-000017   # where is order 17, and why did it stop
   baton dlq list --data ./baton-data
   baton tail --data ./baton-data
-  baton server                                # coordinator + API on http://127.0.0.1:7070
+  baton server --flows flows.yaml             # coordinator + API on http://127.0.0.1:7070
+  baton server --demo                         # the same, with the order flow and services
   baton run start order o-000001 --input @order.json --wait
   baton run list --status failed
   baton schedule list
