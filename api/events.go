@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strings"
@@ -60,7 +61,9 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e.CorrelationID == "" {
-		e.CorrelationID = e.ID
+		// The business key, so that the history of the subject (baton
+		// status KEY) finds the event and what it causes.
+		e.CorrelationID = cmp.Or(e.Subject, e.ID)
 	}
 	if err := h.pub.Publish(r.Context(), e); err != nil {
 		h.fail(w, r, err)

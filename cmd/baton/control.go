@@ -24,10 +24,15 @@ type control struct {
 	done   chan struct{}
 }
 
-// serveControl starts serving. The caller holds the data directory, so a
+// serveControl starts serving the journal and dead letters of s and t, and
+// the runs of co when not nil. The caller holds the data directory, so a
 // socket file already there is a stale one from a process that died.
-func serveControl(dir string, s store.Store, t bus.Transport) (*control, error) {
-	return serveControlHandler(dir, api.NewHandler(s, t))
+func serveControl(dir string, s store.Store, t bus.Transport, co api.Coordinator) (*control, error) {
+	h, err := api.New(api.Config{Store: s, Transport: t, Coordinator: co})
+	if err != nil {
+		return nil, err
+	}
+	return serveControlHandler(dir, h)
 }
 
 // serveControlHandler serves h on the control socket of dir.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/examples/orders"
@@ -73,9 +75,9 @@ and items out of stock (the order is cancelled), a flaky payment gateway
 (retried, then completed), a payment gateway that is down (dead-lettered).
 
 With --data the directory (and the ledger of effects, DIR/ledger.jsonl) is
-kept, and running again on it resumes: orders that ended are not placed
-again, the others are, with the same ids, which the inbox skips when they were
-already taken. While it runs, baton status, dlq and tail work on the same
+kept, and running again on it resumes: as a real producer would, it places
+only the orders that were never placed (the journal knows them); those
+placed that had not ended go on from where they were. While it runs, baton status, dlq and tail work on the same
 --data through the control socket DIR/baton.sock. Ctrl-C stops gracefully.
 
 --bus picks the transport and --store the store, by the URL's scheme (or
@@ -132,8 +134,21 @@ that namespace first (as baton namespace delete does) and says so.`,
 // demo runs the demo; it returns errSilent when it already reported the
 // failure.
 func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
+	// Libraries that log to slog's default (pgstore does, unless given a
+	// logger) write their warnings through the console, which clears the
+	// progress line first.
+	con := &console{w: e.stderr}
+	prevLog := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(con, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer slog.SetDefault(prevLog)
 	dir, keep := cfg.data, true
-	if dir == "" {
+	if dir != "" {
+		// The embedded backend makes its directory; on a broker it holds
+		// only the ledger.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--data %s: %w", dir, err)
+		}
+	} else {
 		if dir, err = os.MkdirTemp("", "baton-demo-"); err != nil {
 			return err
 		}
@@ -198,7 +213,13 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 			return err
 		}
 	}
-	placeOrders := func(ctx context.Context, batch []int) error { return publishOrders(ctx, rt, batch) }
+	placeOrders := func(ctx context.Context, batch []int, placed *atomic.Int64) error {
+		if err := publishOrders(ctx, rt, batch); err != nil {
+			return err
+		}
+		placed.Add(int64(len(batch)))
+		return nil
+	}
 	placers := placePublishers
 	var co *flow.Coordinator
 	if cfg.style == styleOrchestration {
@@ -206,14 +227,20 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		if err != nil {
 			return err
 		}
-		placeOrders = func(ctx context.Context, batch []int) error { return startOrders(ctx, co, batch) }
+		placeOrders = func(ctx context.Context, batch []int, placed *atomic.Int64) error {
+			return startOrders(ctx, co, batch, placed)
+		}
 		placers = runStarters
 	}
 	// The control socket lives in the data directory: only the embedded
 	// backend has one.
 	var ctl *control
 	if isEmbedded {
-		if ctl, err = serveControl(dir, st, tp); err != nil {
+		var runs api.Coordinator
+		if co != nil {
+			runs = co
+		}
+		if ctl, err = serveControl(dir, st, tp, runs); err != nil {
 			fmt.Fprintf(e.stderr, "warning: no control socket, so baton status, dlq and tail cannot reach this run: %v\n", err)
 			ctl = nil
 		} else {
@@ -231,6 +258,14 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	}
 	toPlace := tr.pendingIDs()
 	endedBefore := cfg.orders - len(toPlace)
+	if !freshLedger {
+		// Resuming: as a real producer would, place only the orders never
+		// placed. One with a journal was placed, and what it caused is
+		// durable on the bus or in the store.
+		if toPlace, err = neverPlaced(ctx, st, toPlace); err != nil {
+			return err
+		}
+	}
 
 	start := time.Now()
 	if err := rt.Start(ctx); err != nil {
@@ -267,7 +302,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	placeErr := make(chan error, 1)
 	go func() { placeErr <- place(runCtx, placeOrders, placers, toPlace, &placed) }()
 
-	prog := &progress{w: e.stderr, tty: e.tty, tr: tr, placed: &placed, start: start, last: start, endedBefore: endedBefore}
+	prog := &progress{c: con, tty: e.tty, tr: tr, placed: &placed, start: start, last: start, endedBefore: endedBefore}
 	ended, err := waitEnded(runCtx, tr, prog, placeErr)
 	elapsed := time.Since(start)
 	prog.final()
@@ -314,6 +349,22 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	return nil
 }
 
+// neverPlaced returns the orders in ids that have no journal entry.
+func neverPlaced(ctx context.Context, j store.Journal, ids []int) ([]int, error) {
+	var out []int
+	for _, n := range ids {
+		id := orders.NewOrder(n).OrderID
+		h, err := j.History(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("read the journal of %s: %w", id, err)
+		}
+		if len(h) == 0 {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
 // clearDemo deletes the namespace of an earlier demo run on a broker and a
 // database, with the queues of the demo's groups.
 func clearDemo(ctx context.Context, c backendConfig) error {
@@ -336,8 +387,9 @@ func clearDemo(ctx context.Context, c backendConfig) error {
 	return nil
 }
 
-// place places every order in ids, in batches, from several placers.
-func place(ctx context.Context, placeOrders func(context.Context, []int) error, placers int, ids []int, placed *atomic.Int64) error {
+// place places every order in ids, in batches, from several placers;
+// placeOrders counts in placed the orders it placed.
+func place(ctx context.Context, placeOrders func(context.Context, []int, *atomic.Int64) error, placers int, ids []int, placed *atomic.Int64) error {
 	batches := make(chan []int)
 	go func() {
 		defer close(batches)
@@ -355,11 +407,9 @@ func place(ctx context.Context, placeOrders func(context.Context, []int) error, 
 	for range placers {
 		wg.Go(func() {
 			for batch := range batches {
-				if err := placeOrders(ctx, batch); err != nil {
+				if err := placeOrders(ctx, batch, placed); err != nil {
 					once.Do(func() { first = err })
-					continue
 				}
-				placed.Add(int64(len(batch)))
 			}
 		})
 	}
@@ -385,9 +435,10 @@ func publishOrders(ctx context.Context, rt *bus.Runtime, batch []int) error {
 	return rt.Publish(ctx, events...)
 }
 
-// startOrders starts the order flow for every order in batch; the order id
-// is the run's key, so starting an order again returns its run.
-func startOrders(ctx context.Context, co *flow.Coordinator, batch []int) error {
+// startOrders starts the order flow for every order in batch, counting
+// each in placed as it starts; the order id is the run's key, so starting an
+// order again returns its run.
+func startOrders(ctx context.Context, co *flow.Coordinator, batch []int, placed *atomic.Int64) error {
 	for _, n := range batch {
 		o := orders.NewOrder(n)
 		in, err := json.Marshal(o)
@@ -397,6 +448,7 @@ func startOrders(ctx context.Context, co *flow.Coordinator, batch []int) error {
 		if _, _, err := co.StartRun(ctx, flow.StartRequest{Flow: "order", Key: o.OrderID, Input: in}); err != nil {
 			return fmt.Errorf("start order %s: %w", o.OrderID, err)
 		}
+		placed.Add(1)
 	}
 	return nil
 }
@@ -626,13 +678,12 @@ func (t *tracker) example() string {
 // progress draws the progress line on stderr: redrawn in place every 200ms
 // on a terminal, a new line every second otherwise.
 type progress struct {
-	w      io.Writer
+	c      *console
 	tty    bool
 	tr     *tracker
 	placed *atomic.Int64
 	start  time.Time
 	last   time.Time
-	drawn  bool
 	// endedBefore orders had ended before this run; the rate leaves them out.
 	endedBefore int
 }
@@ -659,17 +710,53 @@ func (p *progress) maybeShow() {
 
 func (p *progress) show() {
 	if p.tty {
-		fmt.Fprintf(p.w, "\r%s\x1b[K", p.line())
-		p.drawn = true
+		p.c.draw(p.line())
 		return
 	}
-	fmt.Fprintln(p.w, p.line())
+	fmt.Fprintln(p.c, p.line())
 }
 
 // final draws the last state and ends the line.
 func (p *progress) final() {
 	p.show()
-	if p.tty && p.drawn {
-		fmt.Fprintln(p.w)
+	p.c.endLine()
+}
+
+// console is the demo's stderr while the progress line is on screen: what
+// else is written there (a library's log line) clears the line first and
+// redraws it after, rather than running into it.
+type console struct {
+	mu   sync.Mutex
+	w    io.Writer
+	line string // the line drawn in place, until endLine
+}
+
+func (c *console) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.line == "" {
+		return c.w.Write(b)
+	}
+	fmt.Fprint(c.w, "\r\x1b[K")
+	n, err := c.w.Write(b)
+	fmt.Fprintf(c.w, "%s\x1b[K", c.line)
+	return n, err
+}
+
+// draw draws line in place of the one drawn before.
+func (c *console) draw(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.w, "\r%s\x1b[K", line)
+	c.line = line
+}
+
+// endLine ends the line drawn in place, if any.
+func (c *console) endLine() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.line != "" {
+		fmt.Fprintln(c.w)
+		c.line = ""
 	}
 }
