@@ -40,7 +40,6 @@ type Config struct {
 // subscribed to the types its handlers take, and their outputs are published.
 type Runtime struct {
 	cfg      Config
-	atomic   bool // the transport is a Committer
 	commit   func(context.Context, Subscription, Commit) error
 	async    AsyncPublisher // nil unless the transport is one, and not a Committer
 	services []baton.Service
@@ -77,7 +76,6 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats()}
 	if c, ok := cfg.Transport.(Committer); ok {
-		r.atomic = true
 		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
 	} else {
 		r.commit = r.commitInSteps
@@ -567,9 +565,12 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 	if err != nil {
 		return dead(ReasonUnsupported, &e, err.Error())
 	}
-	// An atomic transport checks the inbox in the commit itself; elsewhere
-	// the check here spares running the handler again.
-	if !r.atomic {
+	// A copy of an event the group already handled is skipped before its
+	// handler runs, on every transport: a handler that charges a card
+	// without an idempotency key must not be called again for a copy
+	// published a minute later. An atomic transport checks the inbox again
+	// in the commit, for two copies handled at once.
+	if !d.Unique {
 		if seen, err := r.cfg.Store.Seen(ctx, group, e.ID); err == nil && seen {
 			c.Journal = []store.Entry{{Time: time.Now(), CorrelationID: e.CorrelationID, Outcome: store.Duplicate,
 				EventID: e.ID, EventType: e.Type, Subject: e.Subject, Group: group, Attempt: d.Attempt}}

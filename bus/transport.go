@@ -19,7 +19,13 @@ type Message struct {
 type Delivery struct {
 	Message
 	Attempt int // 1 on first delivery; counts Nacks, not crashes
-	Ref     any // the transport's handle for Ack and Nack
+	// Unique is set by a transport that knows its group receives this
+	// message once: it was written once, in the atomic commit that consumed
+	// its cause, so no copy of it can have been handled before. The runtime
+	// then spares it the inbox lookup it makes before every other handler
+	// call. Left false, the lookup is made: the safe default.
+	Unique bool
+	Ref    any // the transport's handle for Ack and Nack
 }
 
 // Transport moves messages between services. Publish returns only once every

@@ -65,3 +65,50 @@ func TestReadsAfterClose(t *testing.T) {
 		t.Error("Publish after Close: no error")
 	}
 }
+
+// Only what came from outside is left to the runtime's inbox lookup before
+// the handler: what a commit or a run's transition wrote, retries included,
+// reaches its group once and says so.
+func TestDeliveriesSayWhetherTheyCanRepeat(t *testing.T) {
+	b := open(t)
+	ctx := context.Background()
+	sub, err := b.Subscribe(ctx, "g", []string{"a.>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receive := func(what string, unique bool) bus.Delivery {
+		t.Helper()
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatalf("receive %s: %v", what, err)
+		}
+		if d.Unique != unique {
+			t.Errorf("%s (id %s, attempt %d): Unique %v, want %v", what, d.ID, d.Attempt, d.Unique, unique)
+		}
+		return d
+	}
+	if err := b.Publish(ctx, bus.Message{Type: "a.in.v1", ID: "in", Body: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	in := receive("a published event", false)
+	err = b.Commit(ctx, bus.Commit{Group: "g", Delivery: &in, Handled: "in",
+		Publish: []bus.Message{{Type: "a.out.v1", ID: "out", Body: []byte("{}")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := receive("a handler's output", true)
+	if err := sub.Nack(ctx, out, 0); err != nil {
+		t.Fatal(err)
+	}
+	sub.Ack(ctx, receive("a retry of a handler's output", true))
+	run := store.Run{ID: "r-1", Flow: "f", Version: 1, Key: "k", Status: store.RunRunning}
+	cmd := store.Outbound{Group: "g", Type: "a.cmd.v1", ID: "r-1/step#1", Body: []byte("{}")}
+	if _, _, err := b.CreateRun(ctx, run, []store.Outbound{cmd}); err != nil {
+		t.Fatal(err)
+	}
+	sub.Ack(ctx, receive("a run's command", true))
+	if err := b.PublishTo(ctx, "g", bus.Message{Type: "a.out.v1", ID: "out", Body: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	sub.Ack(ctx, receive("a replayed dead letter", false))
+}

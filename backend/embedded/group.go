@@ -183,7 +183,9 @@ func (s *subscription) Receive(ctx context.Context) (bus.Delivery, error) {
 			inf := &inflight{sub: s, rec: rec}
 			s.inflight[rec.seq] = inf
 			g.mu.Unlock()
-			return bus.Delivery{Message: rec.msg, Attempt: rec.attempt, Ref: inf}, nil
+			// What a handler's commit or a run's transition wrote is written
+			// once; only what came from outside can repeat an event.
+			return bus.Delivery{Message: rec.msg, Attempt: rec.attempt, Unique: !rec.external, Ref: inf}, nil
 		}
 		g.mu.Unlock()
 		select {
