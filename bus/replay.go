@@ -2,9 +2,12 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
 )
 
@@ -15,9 +18,17 @@ import (
 // their inbox. A crash between the publish and
 // the drop leaves the dead letter in place; replaying it again is harmless
 // for the same reason.
+//
+// A step command of a flow run that has ended (completed, failed or
+// cancelled) is refused with a baton.Conflict error and kept: performing the
+// step now would charge a customer, say, for a run that no longer waits for
+// the result and will never compensate it.
 func Replay(ctx context.Context, t Transport, s store.Store, id string) error {
 	d, err := s.Dead(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := refuseEndedStep(ctx, s, d); err != nil {
 		return err
 	}
 	// Dead-lettering marked the event as done in the group's inbox.
@@ -44,4 +55,35 @@ func Replay(ctx context.Context, t Transport, s store.Store, id string) error {
 		return fmt.Errorf("replay dead letter %s: %w", id, err)
 	}
 	return s.DropDead(ctx, id)
+}
+
+// refuseEndedStep returns a baton.Conflict error when d is the command a
+// flow step sent for a run that has ended. A coordinator sends a step's
+// command with the run's id as its causation id and its own group as
+// ReplyTo; an event with both whose causation id names no run is not a
+// step command, and is replayed. The run may end between this look-up and
+// the replay: the step is then performed and its result ignored, as a reply
+// arriving late would be.
+func refuseEndedStep(ctx context.Context, runs store.Runs, d store.DeadLetter) error {
+	e, err := event.Unmarshal(d.Body)
+	if err != nil || e.ReplyTo == "" || e.CausationID == "" {
+		return nil
+	}
+	run, err := runs.Run(ctx, e.CausationID)
+	if errors.Is(err, baton.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("replay dead letter %s: look up its run %s: %w", d.ID, e.CausationID, err)
+	}
+	if !run.Status.Terminal() {
+		return nil
+	}
+	why := ""
+	if run.Error != "" {
+		why = " (" + run.Error + ")"
+	}
+	return baton.Errorf(baton.Conflict, "replay dead letter "+d.ID,
+		"it is the %s command %s of run %s of flow %s for %s, which ended %s%s: performing the step now would not change the run; drop it with baton dlq drop %s, and start a new run of %s under a new key to try again",
+		d.Type, d.EventID, run.ID, run.Flow, run.Key, run.Status, why, d.ID, run.Flow)
 }
