@@ -497,8 +497,11 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 }
 
 // after does what a saved transition asks: timers, HTTP calls,
-// notifications.
+// notifications, and the journal entry of a run's end.
 func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
+	if x.ended {
+		c.journalEnd(ctx, run)
+	}
 	for _, call := range x.calls {
 		c.wg.Go(func() { c.callHTTP(run.ID, call) })
 	}
@@ -516,6 +519,19 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 		case c.kick <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// journalEnd journals how run ended, under its key beside its steps'
+// events, so that what reads the journal alone (baton status) tells a
+// failed or completed run from one in progress, whatever its events are
+// named. It follows the save: a crash in between loses the entry, not the
+// run's status, which the store keeps (baton run get).
+func (c *Coordinator) journalEnd(ctx context.Context, run store.Run) {
+	e := store.Entry{Time: run.Updated, CorrelationID: run.Key, Outcome: store.RunEnded(run.Status),
+		EventID: run.ID, EventType: run.Flow, Subject: run.Key, Source: "baton.flow/" + run.Flow, Error: run.Error}
+	if err := c.cfg.Store.Append(context.WithoutCancel(ctx), e); err != nil {
+		c.cfg.Logger.Error("coordinator: journal the end of a run", "run", run.ID, "status", run.Status, "err", err)
 	}
 }
 

@@ -27,6 +27,7 @@ type exec struct {
 	now time.Time
 
 	changed bool
+	ended   bool // the transition ended the run
 	out     []store.Outbound
 	calls   []pendingCall
 	notes   []Notification
@@ -179,7 +180,7 @@ func (x *exec) cancelled() bool {
 
 func (x *exec) finish(s store.RunStatus) {
 	x.run.Status = s
-	x.changed = true
+	x.changed, x.ended = true, true
 	kind := RunFailed
 	switch s {
 	case store.RunCompleted:
@@ -370,6 +371,8 @@ func (x *exec) command(s *Step, path string, attempt int) (store.Outbound, error
 	e := baton.Event{
 		ID: commandID(x.run.ID, path, attempt), Source: "baton.flow/" + x.f.Name, SpecVersion: baton.SpecVersion,
 		Type: typ, Subject: x.run.Key, Time: x.now, DataContentType: "application/json",
+		// bus.Replay recognises a step's command by its causation id (the
+		// run) and its ReplyTo, and refuses it once the run has ended.
 		CorrelationID: x.run.Key, CausationID: x.run.ID, ReplyTo: x.c.cfg.Group, Data: data,
 	}
 	body, err := event.Marshal(e)

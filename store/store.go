@@ -8,6 +8,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -84,6 +85,24 @@ const (
 	Duplicate    Outcome = "duplicate"     // a redelivery was skipped by the inbox
 	Replayed     Outcome = "replayed"      // a dead letter was published again
 )
+
+// RunEnded is the outcome of the entry a coordinator journals when a flow
+// run ends in status s (completed, failed or cancelled): "run-completed",
+// "run-failed", "run-cancelled". The entry's EventID is the run's id, its
+// EventType the flow's name, its CorrelationID the run's key and its Error
+// why the run failed or was cancelled. It lets a reader of the journal alone
+// (baton status) tell how a run ended, whatever its events were named.
+func RunEnded(s RunStatus) Outcome { return Outcome("run-" + string(s)) }
+
+// RunEnd reports the status of the run whose end an entry with outcome o
+// records, and whether it records one.
+func (o Outcome) RunEnd() (RunStatus, bool) {
+	s, ok := strings.CutPrefix(string(o), "run-")
+	if !ok || !RunStatus(s).Terminal() {
+		return "", false
+	}
+	return RunStatus(s), true
+}
 
 // Entry is one line of a business transaction's history.
 type Entry struct {
