@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/store"
 )
 
@@ -208,6 +209,13 @@ Delivers each dead letter's message again, as it was received, to the group
 that gave up on it, from attempt 1, and removes the dead letter. If it fails
 again it is dead-lettered again, under a new id.
 
+The command of a flow step whose run has ended (completed, failed or
+cancelled) is not replayed: performing the step would change nothing in the
+run, which would neither use its result nor compensate it (a failed order's
+customer would be charged and never refunded). Such a dead letter is kept and
+reported as refused; drop it, and start a new run under a new key to try
+again. Refusals alone do not make the command fail; any other failure does.
+
 On a running baton demo's directory the running services handle it at once;
 on an idle one it waits in the group's queue for the next run.`,
 		"baton dlq replay --data ./baton-data 1234",
@@ -257,23 +265,33 @@ func dlqEach(ctx context.Context, e *env, f *flags, args []string, tgt *target, 
 			return tgt.explain(err)
 		}
 	}
-	failed := 0
+	failed, refused := 0, 0
 	for _, id := range ids {
 		var what string
 		if d, err := src.Dead(ctx, id); err == nil {
 			what = fmt.Sprintf(" (%s %s of %s in %s)", d.Type, shortID(d.EventID), d.CorrelationID, d.Group)
 		}
-		if err := do(ctx, src, id); err != nil {
+		err := do(ctx, src, id)
+		switch {
+		case err == nil:
+			fmt.Fprintf(e.stdout, "%s dead letter %s%s\n", done, id, what)
+		case done == "replayed" && baton.ErrorCode(err) == baton.Conflict:
+			// The step of a run that has ended: refused as designed, the
+			// dead letter kept; the rest are replayed all the same.
+			fmt.Fprintf(e.stdout, "refused: %v\n", err)
+			refused++
+		default:
 			fmt.Fprintf(e.stderr, "baton: %s: %v\n", f.path, err)
 			failed++
-			continue
 		}
-		fmt.Fprintf(e.stdout, "%s dead letter %s%s\n", done, id, what)
 	}
 	if *all {
-		fmt.Fprintf(e.stdout, "%s %d dead letters\n", done, len(ids)-failed)
+		fmt.Fprintf(e.stdout, "%s %d dead letters\n", done, len(ids)-failed-refused)
 	}
-	if done == "replayed" && len(ids) > failed {
+	if refused > 0 {
+		fmt.Fprintf(e.stdout, "refused %d dead letters: steps of flow runs that have ended; drop them with %s\n", refused, tgt.hint("dlq drop", "ID"))
+	}
+	if done == "replayed" && len(ids) > failed+refused {
 		switch {
 		case live:
 			fmt.Fprintf(e.stdout, "the running process handles them now; follow with %s\n", tgt.hint("tail"))

@@ -13,8 +13,10 @@ per entry: the time since its first entry, the outcome (published, handled,
 failed, dead-lettered, duplicate, replayed), the event type and id, the group
 that handled it (or the source that published it), the attempt, how long the
 handler took, and the error or the ids of the events it caused. Then a
-verdict: completed, cancelled, dead-lettered (with the reason), or in
-progress (with the last step).
+verdict: for a flow run, how the run ended (completed, failed or cancelled,
+with the reason) as the coordinator journaled it; otherwise completed or
+cancelled (an event named *.completed or *.cancelled was published),
+dead-lettered (with the reason), or in progress (with the last step).
 
 ORDER-ID is any correlation id; the demo's orders are o-000000, o-000001, ...
 

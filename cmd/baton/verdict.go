@@ -18,10 +18,16 @@ func typeName(typ string) string {
 	return typ
 }
 
-// verdict says where a transaction stands. It ended when an event whose name
-// ends in .completed or .cancelled was published; it stopped when an event
-// was dead-lettered and not replayed since.
+// verdict says where a transaction stands. A flow run journals how it
+// ended (store.RunEnded), which the last such entry tells, with the reason
+// for a failed or cancelled run. Without one, as under choreography, the
+// transaction ended when an event whose name ends in .completed or
+// .cancelled was published, and stopped when an event was dead-lettered and
+// not replayed since.
 func verdict(h []store.Entry) string {
+	if v, ok := runEnd(h); ok {
+		return v
+	}
 	for _, e := range h {
 		if e.Outcome != store.Published {
 			continue
@@ -46,4 +52,21 @@ func verdict(h []store.Entry) string {
 		return "unknown"
 	}
 	return "in progress: last step: " + describe(h[len(h)-1])
+}
+
+// runEnd is the verdict of the last run end journaled in h, if any.
+func runEnd(h []store.Entry) (string, bool) {
+	for i := len(h) - 1; i >= 0; i-- {
+		e := h[i]
+		status, ok := e.Outcome.RunEnd()
+		if !ok {
+			continue
+		}
+		run := fmt.Sprintf("run %s of flow %s", e.EventID, e.EventType)
+		if e.Error == "" {
+			return fmt.Sprintf("%s (%s)", status, run), true
+		}
+		return fmt.Sprintf("%s: %s (%s; see baton run get %s)", status, e.Error, run, e.EventID), true
+	}
+	return "", false
 }
