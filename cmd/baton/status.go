@@ -10,7 +10,8 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		"[flags] ORDER-ID", `
 Prints the timeline of one business transaction from the journal, one line
 per entry: the time since its first entry, the outcome (published, handled,
-failed, dead-lettered, duplicate, replayed), the event type and id, the group
+failed, dead-lettered, duplicate, replayed; run-completed, run-failed,
+run-cancelled for a flow run's end), the event type and id, the group
 that handled it (or the source that published it), the attempt, how long the
 handler took, and the error or the ids of the events it caused. Then a
 verdict: for a flow run, how the run ended (completed, failed or cancelled,
