@@ -87,9 +87,11 @@ func TestCommandsOnBrokers(t *testing.T) {
 				t.Errorf("dlq show %s:\n%s", dead[0].ID, show)
 			}
 
+			// The dead letters are steps of runs that failed: a replay is
+			// refused, says what to do, and keeps the dead letter.
 			replay := mustRun(t, with("dlq", "replay", dead[0].ID)...)
-			if !strings.Contains(replay, "replayed dead letter "+dead[0].ID) || !strings.Contains(replay, "back on their groups' queues") {
-				t.Errorf("dlq replay:\n%s", replay)
+			if !strings.Contains(replay, "refused") || !strings.Contains(replay, "baton dlq drop") {
+				t.Errorf("dlq replay of a failed run's step:\n%s", replay)
 			}
 			if strings.Contains(replay, "--data") || strings.Contains(replay, "--keep") {
 				t.Errorf("dlq replay on brokers suggests the data directory:\n%s", replay)
@@ -98,15 +100,15 @@ func TestCommandsOnBrokers(t *testing.T) {
 			if !strings.Contains(drop, "dropped dead letter "+dead[1].ID) {
 				t.Errorf("dlq drop:\n%s", drop)
 			}
-			replayed := dead[0].CorrelationID
+			refused := dead[0].CorrelationID
 			if err := json.Unmarshal([]byte(mustRun(t, with("dlq", "list", "--json")...)), &dead); err != nil {
 				t.Fatal(err)
 			}
-			if len(dead) != want.dead-2 {
-				t.Errorf("after a replay and a drop, %d dead letters; want %d", len(dead), want.dead-2)
+			if len(dead) != want.dead-1 {
+				t.Errorf("after a refused replay and a drop, %d dead letters; want %d", len(dead), want.dead-1)
 			}
-			if out := mustRun(t, with("status", replayed)...); !strings.Contains(out, "replayed") {
-				t.Errorf("status %s does not show the replay:\n%s", replayed, out)
+			if out := mustRun(t, with("status", refused)...); !strings.Contains(out, "verdict: failed") {
+				t.Errorf("status %s does not say the run failed:\n%s", refused, out)
 			}
 
 			tail := tailUntil(t, "o-000002", with("tail", "--from-start")...)
