@@ -827,8 +827,9 @@ func checkDue(t *testing.T, what string, want, got []store.Run) {
 func testRunDue(t *testing.T, st store.Store) {
 	const n = 5
 	flow := unique("flow-")
-	// Wake is a function of the now DueRuns is given, never of the clock.
-	base := timerBase.Add(24 * time.Hour)
+	// Wake is a function of the now DueRuns is given, never of the clock:
+	// base is far from now on purpose.
+	base := time.Date(2031, 3, 5, 5, 6, 7, 0, time.UTC)
 	runs := make([]store.Run, n)
 	for i := range runs {
 		runs[i] = sampleRun(unique("run-"), flow, fmt.Sprintf("key-%d", i), stamp(time.Now()))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -24,9 +23,6 @@ func TestStore(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"InboxPerGroup", testInboxPerGroup},
 		{"InboxRetention", testInboxRetention},
-		{"TimersDue", testTimersDue},
-		{"TimersReplace", testTimersReplace},
-		{"TimersCancel", testTimersCancel},
 		{"JournalHistory", testJournalHistory},
 		{"JournalSince", testJournalSince},
 		{"JournalConcurrent", testJournalConcurrent},
@@ -172,129 +168,6 @@ func testInboxRetention(t *testing.T, st store.Store) {
 			t.Errorf("mark of %s still there after its window: seen %v, err %v", g, ok, err)
 		}
 	}
-}
-
-func timerDiff(want, got store.Timer) string {
-	var d []string
-	if got.ID != want.ID {
-		d = append(d, fmt.Sprintf("ID %q, want %q", got.ID, want.ID))
-	}
-	if !got.Due.Equal(want.Due) {
-		d = append(d, fmt.Sprintf("Due %v, want %v", got.Due, want.Due))
-	}
-	if !bytes.Equal(got.Payload, want.Payload) {
-		d = append(d, fmt.Sprintf("Payload %q, want %q", got.Payload, want.Payload))
-	}
-	return strings.Join(d, "; ")
-}
-
-// checkTimers compares a Due answer with the timers expected, in order.
-func checkTimers(t *testing.T, what string, want, got []store.Timer) {
-	t.Helper()
-	if len(got) != len(want) {
-		gotIDs := make([]string, len(got))
-		for i, g := range got {
-			gotIDs[i] = g.ID
-		}
-		t.Errorf("%s: expected %d timers; got %d: %s", what, len(want), len(got), sample(gotIDs))
-		return
-	}
-	for i := range want {
-		if diff := timerDiff(want[i], got[i]); diff != "" {
-			t.Errorf("%s: timer %d: %s", what, i, diff)
-			return
-		}
-	}
-}
-
-func due(t *testing.T, st store.Store, now time.Time, limit int) []store.Timer {
-	t.Helper()
-	got, err := st.DueTimers(t.Context(), now, limit)
-	if err != nil {
-		t.Fatalf("due at %v limit %d: %v", now, limit, err)
-	}
-	return got
-}
-
-func schedule(t *testing.T, st store.Store, tm store.Timer) {
-	t.Helper()
-	if err := st.SetTimer(t.Context(), tm); err != nil {
-		t.Fatalf("schedule %s: %v", tm.ID, err)
-	}
-}
-
-// timerBase is far from now on purpose: Due is a function of the now it is
-// given, never of the clock.
-var timerBase = time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
-
-// testTimersDue: Due returns only the due timers, earliest first, up to
-// limit, and leaves them in place.
-func testTimersDue(t *testing.T, st store.Store) {
-	const n = 50
-	prefix := unique("timer-")
-	timers := make([]store.Timer, n)
-	for i := range timers {
-		timers[i] = store.Timer{
-			ID:      fmt.Sprintf("%s-%02d", prefix, i),
-			Due:     timerBase.Add(time.Duration(i) * time.Second),
-			Payload: []byte(fmt.Sprintf("payload %d", i)),
-		}
-	}
-	shuffled := slices.Clone(timers)
-	rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	for _, tm := range shuffled {
-		schedule(t, st, tm)
-	}
-
-	checkTimers(t, "Due before the earliest", nil, due(t, st, timerBase.Add(-time.Nanosecond), 100))
-	checkTimers(t, "Due at 24.5s", timers[:25], due(t, st, timerBase.Add(24500*time.Millisecond), 100))
-	checkTimers(t, "Due at 24.5s, limit 10", timers[:10], due(t, st, timerBase.Add(24500*time.Millisecond), 10))
-	checkTimers(t, "Due at 24.5s, limit 1", timers[:1], due(t, st, timerBase.Add(24500*time.Millisecond), 1))
-	checkTimers(t, "Due exactly at the 11th timer's due time (a timer is due at its time)", timers[:11], due(t, st, timerBase.Add(10*time.Second), 100))
-	checkTimers(t, "Due after the last", timers, due(t, st, timerBase.Add(time.Hour), 100))
-	checkTimers(t, "Due after the last, limit 50", timers, due(t, st, timerBase.Add(time.Hour), n))
-	checkTimers(t, "Due after the last, again (Due does not remove)", timers, due(t, st, timerBase.Add(time.Hour), 100))
-}
-
-// testTimersReplace: scheduling an existing id moves it, leaving no trace at
-// its old due time.
-func testTimersReplace(t *testing.T, st store.Store) {
-	id := unique("timer-")
-	schedule(t, st, store.Timer{ID: id, Due: timerBase.Add(10 * time.Second), Payload: []byte("first")})
-	earlier := store.Timer{ID: id, Due: timerBase.Add(2 * time.Second), Payload: []byte("earlier")}
-	schedule(t, st, earlier)
-	checkTimers(t, "after moving it earlier, due in between", []store.Timer{earlier}, due(t, st, timerBase.Add(5*time.Second), 10))
-	checkTimers(t, "after moving it earlier, due after both times", []store.Timer{earlier}, due(t, st, timerBase.Add(time.Hour), 10))
-
-	later := store.Timer{ID: id, Due: timerBase.Add(30 * time.Second), Payload: []byte("later")}
-	schedule(t, st, later)
-	checkTimers(t, "after moving it later, due at its old time", nil, due(t, st, timerBase.Add(5*time.Second), 10))
-	checkTimers(t, "after moving it later, due after both times", []store.Timer{later}, due(t, st, timerBase.Add(time.Hour), 10))
-}
-
-// testTimersCancel: Cancel removes a timer; cancelling what is not there
-// is fine.
-func testTimersCancel(t *testing.T, st store.Store) {
-	prefix := unique("timer-")
-	var timers []store.Timer
-	for i := range 3 {
-		tm := store.Timer{ID: fmt.Sprintf("%s-%d", prefix, i), Due: timerBase.Add(time.Duration(i) * time.Second), Payload: []byte{byte(i)}}
-		timers = append(timers, tm)
-		schedule(t, st, tm)
-	}
-	cancel := func(id string) {
-		t.Helper()
-		if err := st.CancelTimer(t.Context(), id); err != nil {
-			t.Errorf("cancel %s: %v", id, err)
-		}
-	}
-	cancel(timers[1].ID)
-	checkTimers(t, "after cancelling the middle timer", []store.Timer{timers[0], timers[2]}, due(t, st, timerBase.Add(time.Hour), 10))
-	cancel(timers[1].ID)
-	cancel(unique("never-scheduled-"))
-	cancel(timers[0].ID)
-	cancel(timers[2].ID)
-	checkTimers(t, "after cancelling all", nil, due(t, st, timerBase.Add(time.Hour), 10))
 }
 
 func entryDiff(want, got store.Entry) string {

@@ -1,6 +1,10 @@
 // Package store is the state seam of Baton: the inbox that makes consumers
-// idempotent, the timer index behind every delay, the journal that tells what
-// happened to one business transaction, and the dead letters.
+// idempotent, the journal that tells what happened to one business
+// transaction, the dead letters, and the coordinator's runs and schedules.
+//
+// It holds no timer index: a flow's timeouts, sleeps and retries are the
+// Wake time of its run (Runs.DueRuns), saved in the transition that set
+// them, and a handler's retry delay is the transport's (Subscription.Nack).
 //
 // Each part is a small interface; a backend implements all of them in one
 // value (Store). The conformance package holds the suite every Store passes.
@@ -15,7 +19,6 @@ import (
 // Store is everything a backend keeps.
 type Store interface {
 	Inbox
-	Timers
 	Journal
 	DeadLetters
 	Runs
@@ -54,24 +57,6 @@ type Expirer interface {
 	// ExpireInbox removes the marks older than the retention window at now
 	// and returns how many it removed.
 	ExpireInbox(ctx context.Context, now time.Time) (int, error)
-}
-
-// Timer is a payload that becomes due at a time.
-type Timer struct {
-	ID      string // unique; scheduling an existing id replaces it
-	Due     time.Time
-	Payload []byte
-}
-
-// Timers is a due-time index.
-type Timers interface {
-	// SetTimer stores t, replacing a timer with the same id.
-	SetTimer(ctx context.Context, t Timer) error
-	// DueTimers returns up to limit timers due at now, earliest first,
-	// without removing them.
-	DueTimers(ctx context.Context, now time.Time, limit int) ([]Timer, error)
-	// CancelTimer removes a timer; removing an unknown id is not an error.
-	CancelTimer(ctx context.Context, id string) error
 }
 
 // Outcome says what an Entry records.

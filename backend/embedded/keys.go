@@ -15,8 +15,6 @@ import (
 //	g<group>                   a declared consumer group -> its patterns
 //	q<group>\x00<seq>          a message waiting in a group's queue -> record
 //	r<due><group>\x00<seq>     a message waiting to be redelivered -> record
-//	t<due><id>                 a store timer -> payload
-//	T<id>                      a store timer's due time
 //	i<group>\x00<id>           an inbox mark -> its expiry
 //	x<expiry><group>\x00<id>   the inbox marks by expiry, for the sweeper
 //	j<seq>                     a journal entry -> JSON
@@ -34,8 +32,6 @@ const (
 	kindGroup   = 'g'
 	kindQueue   = 'q'
 	kindRetry   = 'r'
-	kindTimer   = 't'
-	kindTimerID = 'T'
 	kindInbox   = 'i'
 	kindExpiry  = 'x'
 	kindJournal = 'j'
@@ -111,13 +107,6 @@ func expiryKey(at time.Time, group, id string) []byte {
 	b = appendTime(b, at)
 	b = append(b, group...)
 	b = append(b, 0)
-	return append(b, id...)
-}
-
-func timerKey(due time.Time, id string) []byte {
-	b := make([]byte, 0, 1+8+len(id))
-	b = append(b, kindTimer)
-	b = appendTime(b, due)
 	return append(b, id...)
 }
 

@@ -111,67 +111,6 @@ func (b *Backend) runSweeper() {
 	}
 }
 
-// SetTimer stores a timer, replacing one with the same id.
-func (b *Backend) SetTimer(ctx context.Context, t store.Timer) error {
-	if t.ID == "" {
-		return baton.Errorf(baton.Invalid, "schedule", "timer has no id")
-	}
-	return b.write(func(r *round) error {
-		if err := r.cancelTimer(t.ID); err != nil {
-			return err
-		}
-		if err := r.setTracked(append([]byte{kindTimerID}, t.ID...), appendTime(nil, t.Due)); err != nil {
-			return err
-		}
-		return r.set(timerKey(t.Due, t.ID), t.Payload)
-	})
-}
-
-func (r *round) cancelTimer(id string) error {
-	idKey := append([]byte{kindTimerID}, id...)
-	v, ok, err := r.get(idKey)
-	if err != nil || !ok {
-		return err
-	}
-	if err := r.deleteTracked(idKey); err != nil {
-		return err
-	}
-	due := time.Unix(0, int64(uint64FromKey(v)))
-	return r.delete(timerKey(due, id))
-}
-
-// CancelTimer removes a timer.
-func (b *Backend) CancelTimer(ctx context.Context, id string) error {
-	return b.write(func(r *round) error { return r.cancelTimer(id) })
-}
-
-// DueTimers returns up to limit timers due at now, earliest first.
-func (b *Backend) DueTimers(ctx context.Context, now time.Time, limit int) ([]store.Timer, error) {
-	done, err := b.reader()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	iter, err := b.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{kindTimer},
-		UpperBound: appendTime([]byte{kindTimer}, now.Add(time.Nanosecond)),
-	})
-	if err != nil {
-		return nil, unavailable("timers", err)
-	}
-	defer iter.Close()
-	var out []store.Timer
-	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
-		k := iter.Key()
-		out = append(out, store.Timer{
-			ID:      string(k[9:]),
-			Due:     time.Unix(0, int64(uint64FromKey(k[:9]))),
-			Payload: append([]byte(nil), iter.Value()...),
-		})
-	}
-	return out, iter.Error()
-}
-
 // runRetries moves nacked messages whose delay has passed back into their
 // group's queue.
 func (b *Backend) runRetries() {

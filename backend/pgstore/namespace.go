@@ -10,7 +10,7 @@ import (
 )
 
 // DeleteNamespace drops the schema cfg.Schema (default "baton") with
-// everything in it: journal, inbox, timers, dead letters, runs, outbox and
+// everything in it: journal, inbox, dead letters, runs, outbox and
 // schedules. It reports whether the schema existed.
 func DeleteNamespace(ctx context.Context, cfg Config) (bool, error) {
 	const op = "pgstore delete namespace"

@@ -1,6 +1,6 @@
-// Package pgstore is Baton's store on PostgreSQL: inbox, timers, journal,
-// dead letters, flow runs with their outbox, and schedules, in tables of
-// one schema. Several coordinators and workers may share one database.
+// Package pgstore is Baton's store on PostgreSQL: inbox, journal, dead
+// letters, flow runs with their outbox, and schedules, in tables of one
+// schema. Several coordinators and workers may share one database.
 //
 // It uses github.com/jackc/pgx/v5 with its pgxpool: the maintained, most
 // used native Go driver for PostgreSQL, with a connection pool, batches and
@@ -24,11 +24,10 @@
 // outbox table, where a relay finds them (store.Outbox) and deletes them
 // once published.
 //
-// DueTimers and DueRuns only list: they read with FOR UPDATE SKIP LOCKED,
-// so they pass over rows that another coordinator is changing at that
-// moment (a run being saved, a timer being cancelled), but they hold no
-// lock after they return. The work is claimed by what follows: SaveRun's
-// compare-and-set on the run's revision, CancelTimer. ClaimOutbound claims
+// DueRuns only lists: it reads with FOR UPDATE SKIP LOCKED, so it passes
+// over rows that another coordinator is saving at that moment, but it holds
+// no lock after it returns. The work is claimed by what follows: SaveRun's
+// compare-and-set on the run's revision. ClaimOutbound claims
 // for real: it selects with FOR UPDATE SKIP LOCKED the messages whose claim
 // has lapsed and sets their claimed_until in the same statement.
 package pgstore
@@ -322,7 +321,6 @@ func parseID(id string) (int64, bool) {
 // queries are the statements, with the schema's name in them.
 type queries struct {
 	seenMany, markSeen, markSeenMany, forget, expire    string
-	setTimer, dueTimers, cancelTimer                    string
 	appendJournal, history, since                       string
 	addDead, dead, listDead, dropDead                   string
 	createRun, runByKey, run, saveRun, runRev, dueRuns  string
@@ -347,10 +345,6 @@ func newQueries(schema string) queries {
 		forget: `DELETE FROM {s}.inbox WHERE grp = $1 AND id = $2`,
 		expire: `DELETE FROM {s}.inbox WHERE (grp, id) IN (
 			SELECT grp, id FROM {s}.inbox WHERE expires <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
-
-		setTimer:    `INSERT INTO {s}.timers (id, due, payload) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET due = excluded.due, payload = excluded.payload`,
-		dueTimers:   `SELECT id, due, payload FROM {s}.timers WHERE due <= $1 ORDER BY due, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-		cancelTimer: `DELETE FROM {s}.timers WHERE id = $1`,
 
 		// The lock, taken before any seq is drawn and held to the commit,
 		// makes entries visible in seq order: a reader of Since never sees a
@@ -410,7 +404,7 @@ func newQueries(schema string) queries {
 		runs: `{s}.runs`,
 	}
 	for _, p := range []*string{
-		&q.seenMany, &q.markSeen, &q.markSeenMany, &q.forget, &q.expire, &q.setTimer, &q.dueTimers, &q.cancelTimer,
+		&q.seenMany, &q.markSeen, &q.markSeenMany, &q.forget, &q.expire,
 		&q.appendJournal, &q.history, &q.since, &q.addDead, &q.dead, &q.listDead, &q.dropDead,
 		&q.createRun, &q.runByKey, &q.run, &q.saveRun, &q.runRev, &q.runCursor, &q.dueRuns,
 		&q.claimOutbox, &q.markSent, &q.createSchedule, &q.updateSchedule, &q.schedule, &q.schedules,

@@ -114,6 +114,25 @@ func TestConformance(t *testing.T) {
 	conformance.TestStore(t, func(t *testing.T) store.Store { return open(t) })
 }
 
+// TestMigrateDropsTimers: the timers table, which backed a store.Timers
+// that nothing called, is gone once the migrations have run.
+func TestMigrateDropsTimers(t *testing.T) {
+	_, url, schema := openSchema(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var table *string
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::text", pgx.Identifier{schema, "timers"}.Sanitize()).Scan(&table); err != nil {
+		t.Fatalf("look for the timers table: %v", err)
+	}
+	if table != nil {
+		t.Errorf("schema %s still has the table %s after Open; migration 0003_drop_timers should have dropped it", schema, *table)
+	}
+}
+
 // TestMigrate: Opens racing on a new schema, and an Open of a migrated
 // one, apply each migration once and leave a working store.
 func TestMigrate(t *testing.T) {

@@ -128,48 +128,6 @@ func (s *Store) ExpireInbox(ctx context.Context, now time.Time) (int, error) {
 	}
 }
 
-// SetTimer stores a timer, replacing one with the same id.
-func (s *Store) SetTimer(ctx context.Context, t store.Timer) error {
-	if t.ID == "" {
-		return errorf(baton.Invalid, "schedule", "timer has no id")
-	}
-	payload := t.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
-	if _, err := s.pool.Exec(ctx, s.q.setTimer, clean(t.ID), t.Due, payload); err != nil {
-		return s.fail("schedule "+t.ID, err)
-	}
-	return nil
-}
-
-// DueTimers returns up to limit timers due at now, earliest first. It lists
-// and claims nothing: CancelTimer is the claim.
-func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int) ([]store.Timer, error) {
-	rows, err := s.pool.Query(ctx, s.q.dueTimers, now, max(limit, 0))
-	if err != nil {
-		return nil, s.fail("due timers", err)
-	}
-	var out []store.Timer
-	var t store.Timer
-	_, err = pgx.ForEachRow(rows, []any{&t.ID, &t.Due, &t.Payload}, func() error {
-		out = append(out, store.Timer{ID: t.ID, Due: t.Due, Payload: slices.Clone(t.Payload)})
-		return nil
-	})
-	if err != nil {
-		return nil, s.fail("due timers", err)
-	}
-	return out, nil
-}
-
-// CancelTimer removes a timer.
-func (s *Store) CancelTimer(ctx context.Context, id string) error {
-	if _, err := s.pool.Exec(ctx, s.q.cancelTimer, clean(id)); err != nil {
-		return s.fail("cancel timer "+id, err)
-	}
-	return nil
-}
-
 // appendReq is one Append (or Settle) waiting for the journal writer.
 type appendReq struct {
 	corr    []string

@@ -1,6 +1,6 @@
 // Package redisstore is a Baton store.Store kept in Redis: the inbox, the
-// timers, the journal, the dead letters, the flow runs with their outbox, and
-// the schedules, so that several coordinator and worker processes share them.
+// journal, the dead letters, the flow runs with their outbox, and the
+// schedules, so that several coordinator and worker processes share them.
 //
 // It uses github.com/redis/go-redis/v9, the official Redis client for Go,
 // maintained by Redis itself: it pools connections, reconnects by itself and
@@ -11,7 +11,7 @@
 // interleaving any other command: a run transition checks the stored
 // revision, writes the run's document, moves its indexes and appends the
 // messages it sends to the outbox, or does nothing. Times that are compared
-// or ordered (timers, creation and wake times of runs) are kept to the
+// or ordered (creation and wake times of runs) are kept to the
 // nanosecond in sorted sets ordered by member (fixed-width hexadecimal time,
 // then the id), so ties break by id and nothing is rounded.
 //
@@ -21,7 +21,6 @@
 //
 //	inbox:LEN:GROUP:ID      one mark, with a TTL of the retention window
 //	inbox:expiry            sorted set: marks by expiry (ExpireInbox)
-//	timers, timers:due, timers:payload
 //	journal:seq, journal    counter, stream of entries (ID = Seq-0)
 //	journal:corr:ID         list of one correlation id's Seq
 //	dead:seq, dead, dead:ids

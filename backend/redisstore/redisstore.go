@@ -57,7 +57,6 @@ type Store struct {
 // keys are the fixed key names, and the prefixes of the others.
 type keys struct {
 	inbox, inboxExpiry                   string
-	timers, timerDue, timerPayload       string
 	journalSeq, journal, journalCorr     string
 	deadSeq, dead, deadIDs               string
 	run, runKeys                         string
@@ -69,7 +68,6 @@ type keys struct {
 func newKeys(p string) keys {
 	return keys{
 		inbox: p + "inbox:", inboxExpiry: p + "inbox:expiry",
-		timers: p + "timers", timerDue: p + "timers:due", timerPayload: p + "timers:payload",
 		journalSeq: p + "journal:seq", journal: p + "journal", journalCorr: p + "journal:corr:",
 		deadSeq: p + "dead:seq", dead: p + "dead", deadIDs: p + "dead:ids",
 		run: p + "run:", runKeys: p + "runs:keys",
@@ -200,18 +198,6 @@ func lexTime(t time.Time) string {
 
 // member is an entry of a time index: the time, then the id.
 func member(t time.Time, id string) string { return lexTime(t) + ":" + id }
-
-// parseMember splits an index member into its time and id.
-func parseMember(m string) (time.Time, string, bool) {
-	if len(m) < 17 || m[16] != ':' {
-		return time.Time{}, "", false
-	}
-	u, err := strconv.ParseUint(m[:16], 16, 64)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	return time.Unix(0, int64(u^(1<<63))).UTC(), m[17:], true
-}
 
 // strs converts a script's array reply.
 func strs(v any) []string {
