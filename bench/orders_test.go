@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,19 @@ type orderFlow struct {
 	finished map[string]time.Duration
 	done     chan struct{}
 	want     int
+
+	// completed counts runs the coordinator saved as completed: under
+	// orchestration an order is settled then, not when its last handler
+	// returns.
+	completed atomic.Int64
+}
+
+// Notify counts completed runs; the coordinator calls it once the run's
+// completion is saved.
+func (f *orderFlow) Notify(ctx context.Context, n flow.Notification) {
+	if n.Kind == flow.RunCompleted {
+		f.completed.Add(1)
+	}
 }
 
 // start starts the services, and the coordinator when orchestrated.
@@ -80,7 +94,7 @@ func wireFlow(tb testing.TB, tr bus.Transport, st store.Store, want int, orchest
 		}
 	}
 	if orchestrated {
-		if f.co, err = flow.New(flow.Config{Store: st, Transport: tr, Flows: []flow.Flow{orchestration.Flow()}, Services: services}); err != nil {
+		if f.co, err = flow.New(flow.Config{Store: st, Transport: tr, Flows: []flow.Flow{orchestration.Flow()}, Services: services, Notifier: f}); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -161,7 +175,8 @@ func (f *orderFlow) startRuns(tb testing.TB, from, n int) {
 }
 
 // placeAll places b.N orders from 4 placers in batches of 100, waits until
-// every one has finished, and returns the time since the first was placed.
+// every one has finished and is settled, and returns the time since the
+// first was placed.
 func placeAll(b *testing.B, f *orderFlow) time.Duration {
 	b.ResetTimer()
 	start := time.Now()
@@ -176,6 +191,7 @@ func placeAll(b *testing.B, f *orderFlow) time.Duration {
 	}
 	wg.Wait()
 	f.wait(b)
+	f.settle(b)
 	return time.Since(start)
 }
 
@@ -183,7 +199,29 @@ func (f *orderFlow) wait(tb testing.TB) {
 	select {
 	case <-f.done:
 	case <-time.After(5 * time.Minute):
-		tb.Fatalf("only %d of %d orders finished", len(f.finished), f.want)
+		f.mu.Lock()
+		n := len(f.finished)
+		f.mu.Unlock()
+		tb.Fatalf("only %d of %d orders finished", n, f.want)
+	}
+}
+
+// settle waits, once every order's last handler has returned, until the
+// last order is settled durably: choreographed, until the runtime has
+// committed (outputs, inbox, journal, ack) the four events each order
+// passes through; orchestrated, until the coordinator has saved every run
+// as completed. Timing used to stop at the handler, before its commit.
+func (f *orderFlow) settle(tb testing.TB) {
+	deadline := time.Now().Add(time.Minute)
+	stats := f.rt.Stats()
+	for {
+		if f.co != nil && f.completed.Load() >= int64(f.want) || f.co == nil && stats.Handled() >= int64(4*f.want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("settled %d of %d handled events, %d of %d runs", stats.Handled(), 4*f.want, f.completed.Load(), f.want)
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 
@@ -238,6 +276,7 @@ func BenchmarkOrderBacklog(b *testing.B) {
 	start := time.Now()
 	f.start(b)
 	f.wait(b)
+	f.settle(b)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "orders/s")
 }
 
