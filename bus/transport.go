@@ -37,7 +37,6 @@ type Transport interface {
 	// type patterns such as "order.placed.v1" or "order.*". Messages
 	// published to a declared group are kept while no consumer runs.
 	Subscribe(ctx context.Context, group string, patterns []string) (Subscription, error)
-	Capabilities() Capabilities
 	Close() error
 }
 
@@ -52,16 +51,6 @@ type Subscription interface {
 	// Close stops the consumer; deliveries not yet acked are redelivered to
 	// the group.
 	Close() error
-}
-
-// Capabilities are what a transport promises beyond the contract above; the
-// conformance suite adapts to them.
-type Capabilities struct {
-	// Ordered: one consumer of a group receives messages in publish order
-	// when none is nacked.
-	Ordered bool
-	// Atomic: the transport implements Committer.
-	Atomic bool
 }
 
 // Commit is everything that handling one delivery changes. A Committer

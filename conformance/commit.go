@@ -11,19 +11,24 @@ import (
 )
 
 // atomicParts returns the Committer and the store of an Atomic transport,
-// skipping the case for other transports.
-func atomicParts(t *testing.T, tr bus.Transport) (bus.Committer, store.Store) {
+// skipping the case for other transports. A Committer whose test does not
+// declare Atomic fails rather than skips: the runtime commits through every
+// Committer it is given, so its commits must be checked.
+func atomicParts(t *testing.T, tr bus.Transport, f Features) (bus.Committer, store.Store) {
 	t.Helper()
-	if !tr.Capabilities().Atomic {
-		t.Skip("transport does not report the Atomic capability")
-	}
 	cm, ok := tr.(bus.Committer)
+	if !f.Atomic {
+		if ok {
+			t.Fatalf("transport %T implements bus.Committer, through which the runtime applies every commit, but its test does not declare Features.Atomic; declare it so that these cases check its commits", tr)
+		}
+		t.Skip("the backend's test does not declare Features.Atomic")
+	}
 	if !ok {
-		t.Fatalf("transport %T reports Atomic but does not implement bus.Committer", tr)
+		t.Fatalf("the test declares Features.Atomic but transport %T does not implement bus.Committer", tr)
 	}
 	st, ok := tr.(store.Store)
 	if !ok {
-		t.Fatalf("transport %T reports Atomic but is not a store.Store; the suite checks what a Commit wrote through the transport value itself", tr)
+		t.Fatalf("the test declares Features.Atomic but transport %T is not a store.Store; the suite checks what a Commit wrote through the transport value itself", tr)
 	}
 	return cm, st
 }
@@ -43,9 +48,9 @@ type handling struct {
 	journalTime time.Time
 }
 
-func newHandling(t *testing.T, tr bus.Transport) *handling {
+func newHandling(t *testing.T, tr bus.Transport, f Features) *handling {
 	t.Helper()
-	cm, st := atomicParts(t, tr)
+	cm, st := atomicParts(t, tr, f)
 	h := &handling{
 		in:          unique("cf") + ".input.v1",
 		out:         unique("cf") + ".output.v1",
@@ -131,8 +136,8 @@ func (h *handling) seen(t *testing.T, id string) bool {
 
 // testCommitHandled: one Commit acks the delivery, publishes the outputs,
 // marks the inbox and appends the journal.
-func testCommitHandled(t *testing.T, tr bus.Transport) {
-	h := newHandling(t, tr)
+func testCommitHandled(t *testing.T, tr bus.Transport, f Features) {
+	h := newHandling(t, tr, f)
 	publish(t, tr, h.input)
 	d := receive(t, h.sub, "the input")
 	c := h.handled(&d)
@@ -171,8 +176,8 @@ func testCommitHandled(t *testing.T, tr bus.Transport) {
 
 // testCommitDuplicate: a second delivery of an event the group already
 // handled publishes nothing and journals a duplicate.
-func testCommitDuplicate(t *testing.T, tr bus.Transport) {
-	h := newHandling(t, tr)
+func testCommitDuplicate(t *testing.T, tr bus.Transport, f Features) {
+	h := newHandling(t, tr, f)
 	// The same event published twice, as a producer retrying would.
 	publish(t, tr, h.input)
 	publish(t, tr, h.input)
@@ -219,8 +224,8 @@ func testCommitDuplicate(t *testing.T, tr bus.Transport) {
 }
 
 // testCommitRetry: a Commit with Retry nacks the delivery.
-func testCommitRetry(t *testing.T, tr bus.Transport) {
-	h := newHandling(t, tr)
+func testCommitRetry(t *testing.T, tr bus.Transport, f Features) {
+	h := newHandling(t, tr, f)
 	publish(t, tr, h.input)
 	d := receive(t, h.sub, "the input")
 	failed := h.entry(d, store.Failed, nil)
@@ -256,8 +261,8 @@ func testCommitRetry(t *testing.T, tr bus.Transport) {
 }
 
 // testCommitDead: a Commit with Dead stores the dead letter and acks.
-func testCommitDead(t *testing.T, tr bus.Transport) {
-	h := newHandling(t, tr)
+func testCommitDead(t *testing.T, tr bus.Transport, f Features) {
+	h := newHandling(t, tr, f)
 	publish(t, tr, h.input)
 	d := receive(t, h.sub, "the input")
 	dl := store.DeadLetter{
@@ -330,8 +335,8 @@ func testCommitDead(t *testing.T, tr bus.Transport) {
 
 // testCommitPublish: a Commit without a delivery is a plain publish with its
 // journal, the coordinator's outbox.
-func testCommitPublish(t *testing.T, tr bus.Transport) {
-	h := newHandling(t, tr)
+func testCommitPublish(t *testing.T, tr bus.Transport, f Features) {
+	h := newHandling(t, tr, f)
 	outs := h.outputs(bus.Delivery{Message: bus.Message{ID: unique("cmd-")}})
 	var entries []store.Entry
 	for _, m := range outs {
@@ -373,8 +378,8 @@ func outcomes(hist []store.Entry) string {
 // testCommitReplyTo: a Commit with ReplyTo sends its outputs to that group
 // only, not to the groups bound to their type; a group never subscribed is
 // declared and keeps them for its first consumer.
-func testCommitReplyTo(t *testing.T, tr bus.Transport) {
-	h := newHandling(t, tr)
+func testCommitReplyTo(t *testing.T, tr bus.Transport, f Features) {
+	h := newHandling(t, tr, f)
 	coordinator := unique("coordinator-")
 	coord := subscribe(t, tr, coordinator, unique("cf")+".unrelated.v1")
 

@@ -3,7 +3,8 @@
 // tests:
 //
 //	func TestConformance(t *testing.T) {
-//		conformance.TestTransport(t, func(t *testing.T) bus.Transport {
+//		features := conformance.Features{Ordered: true}
+//		conformance.TestTransport(t, features, func(t *testing.T) bus.Transport {
 //			b, err := mybackend.Open(mybackend.Config{Dir: t.TempDir()})
 //			if err != nil {
 //				t.Fatal(err)
@@ -19,20 +20,24 @@
 // that can only share one broker between cases passes too, but then a case
 // may count messages a previous case left behind.
 //
-// The suites adapt to what a backend reports rather than forking per backend:
+// The suites adapt to what a backend's test declares (Features) rather than
+// forking per backend; nothing on bus.Transport or store.Store exists for
+// the tests' sake:
 //
-//   - Capabilities().Ordered enables the ordering case.
-//   - Capabilities().Atomic enables the Commit cases. An Atomic transport must
+//   - Features.Ordered enables the ordering case.
+//   - Features.Atomic enables the Commit cases. An Atomic transport must
 //     implement bus.Committer and must itself be the store.Store its commits
 //     write to: the suite obtains the store with tr.(store.Store) to check the
-//     inbox, journal and dead letters a Commit changed.
+//     inbox, journal and dead letters a Commit changed. A bus.Committer whose
+//     test does not declare Atomic fails those cases: the runtime commits
+//     through every Committer, so its commits are checked.
 //   - A store that implements store.Expirer gets the inbox retention case.
-//   - A store that is also an Atomic bus.Transport gets the outbox cases: the
-//     messages of a run transition are delivered with it, to one group or to
-//     every group bound to their type. A store-only backend implements
-//     store.Outbox instead, which RunOutboxKept checks.
+//   - A store declared Atomic (it is also the bus.Transport) gets the outbox
+//     cases: the messages of a run transition are delivered with it, to one
+//     group or to every group bound to their type. A store-only backend
+//     implements store.Outbox instead, which RunOutboxKept checks.
 //
-// Cases skipped for a missing capability say so with t.Skip. Every wait is
+// Cases skipped for a feature not declared say so with t.Skip. Every wait is
 // bounded (about ten seconds, reset whenever progress is made) and fails with
 // what was expected and what was seen; no case sleeps to assert timing.
 // Where a case asserts that nothing more arrives (no duplicate, no

@@ -646,11 +646,14 @@ func testRunListPages(t *testing.T, st store.Store) {
 
 // outboxTransport returns the store as a transport when it delivers its
 // outbox in the run's own write, skipping the case otherwise.
-func outboxTransport(t *testing.T, st store.Store) bus.Transport {
+func outboxTransport(t *testing.T, st store.Store, f Features) bus.Transport {
 	t.Helper()
+	if !f.Atomic {
+		t.Skip("the backend's test does not declare Features.Atomic; RunOutboxKept covers a store-only backend's outbox")
+	}
 	tr, ok := st.(bus.Transport)
-	if !ok || !tr.Capabilities().Atomic {
-		t.Skip("store is not also an Atomic bus.Transport; RunOutboxKept covers a store-only backend's outbox")
+	if !ok {
+		t.Fatalf("the test declares Features.Atomic but store %T is not also a bus.Transport, which would deliver the outbox", st)
 	}
 	return tr
 }
@@ -697,8 +700,8 @@ func quiet(t *testing.T, what string, subs map[string]bus.Subscription) {
 
 // testRunOutboxToGroup: a message for one group reaches that group and no
 // other bound to its type, on create and on save.
-func testRunOutboxToGroup(t *testing.T, st store.Store) {
-	tr := outboxTransport(t, st)
+func testRunOutboxToGroup(t *testing.T, st store.Store, f Features) {
+	tr := outboxTransport(t, st, f)
 	typ := unique("cf") + ".command.v1"
 	target, bystander := unique("target-"), unique("bystander-")
 	to := subscribe(t, tr, target, typ)
@@ -720,8 +723,8 @@ func testRunOutboxToGroup(t *testing.T, st store.Store) {
 
 // testRunOutboxToAll: a message without a group reaches every group bound to
 // its type, and only those.
-func testRunOutboxToAll(t *testing.T, st store.Store) {
-	tr := outboxTransport(t, st)
+func testRunOutboxToAll(t *testing.T, st store.Store, f Features) {
+	tr := outboxTransport(t, st, f)
 	p := unique("cf")
 	typ, otherType := p+".event.v1", p+".other.v1"
 	exact := subscribe(t, tr, unique("exact-"), typ)
@@ -755,8 +758,8 @@ func testRunOutboxToAll(t *testing.T, st store.Store) {
 
 // testRunOutboxExisting: a CreateRun that finds the flow's key taken sends
 // nothing.
-func testRunOutboxExisting(t *testing.T, st store.Store) {
-	tr := outboxTransport(t, st)
+func testRunOutboxExisting(t *testing.T, st store.Store, f Features) {
+	tr := outboxTransport(t, st, f)
 	typ := unique("cf") + ".start.v1"
 	group := unique("worker-")
 	sub := subscribe(t, tr, group, typ)
@@ -773,8 +776,8 @@ func testRunOutboxExisting(t *testing.T, st store.Store) {
 }
 
 // testRunOutboxConflict: a refused SaveRun sends nothing.
-func testRunOutboxConflict(t *testing.T, st store.Store) {
-	tr := outboxTransport(t, st)
+func testRunOutboxConflict(t *testing.T, st store.Store, f Features) {
+	tr := outboxTransport(t, st, f)
 	typ := unique("cf") + ".step.v1"
 	group := unique("worker-")
 	sub := subscribe(t, tr, group, typ)
@@ -875,10 +878,10 @@ func testRunDue(t *testing.T, st store.Store) {
 // transition sends, in order, until it is marked sent; a relay's claim
 // hides messages from other relays (which use the same lease) until it
 // lapses.
-func testRunOutboxKept(t *testing.T, st store.Store) {
+func testRunOutboxKept(t *testing.T, st store.Store, f Features) {
 	ob, ok := st.(store.Outbox)
 	if !ok {
-		if tr, isBus := st.(bus.Transport); isBus && tr.Capabilities().Atomic {
+		if f.Atomic {
 			t.Skip("the store is also the transport and delivers its outbox as it writes it (the RunOutbox cases)")
 		}
 		t.Fatal("a store that is not also an Atomic transport must implement store.Outbox, or what runs send is lost")

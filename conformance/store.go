@@ -14,9 +14,10 @@ import (
 	"github.com/batonhq/baton/store"
 )
 
-// TestStore runs the store suite. open returns a fresh, isolated store and
+// TestStore runs the store suite. f is what the backend promises beyond the
+// contract (see Features); open returns a fresh, isolated store and
 // registers its cleanup; it is called once per case.
-func TestStore(t *testing.T, open func(t *testing.T) store.Store) {
+func TestStore(t *testing.T, f Features, open func(t *testing.T) store.Store) {
 	cases := []struct {
 		name string
 		run  func(t *testing.T, st store.Store)
@@ -40,11 +41,11 @@ func TestStore(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RunList", testRunList},
 		{"RunListPages", testRunListPages},
 		{"RunDue", testRunDue},
-		{"RunOutboxToGroup", testRunOutboxToGroup},
-		{"RunOutboxToAll", testRunOutboxToAll},
-		{"RunOutboxExisting", testRunOutboxExisting},
-		{"RunOutboxConflict", testRunOutboxConflict},
-		{"RunOutboxKept", testRunOutboxKept},
+		{"RunOutboxToGroup", given(f, testRunOutboxToGroup)},
+		{"RunOutboxToAll", given(f, testRunOutboxToAll)},
+		{"RunOutboxExisting", given(f, testRunOutboxExisting)},
+		{"RunOutboxConflict", given(f, testRunOutboxConflict)},
+		{"RunOutboxKept", given(f, testRunOutboxKept)},
 		{"ScheduleSave", testScheduleSave},
 		{"ScheduleConflict", testScheduleConflict},
 		{"ScheduleSaveRace", testScheduleSaveRace},

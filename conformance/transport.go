@@ -12,9 +12,10 @@ import (
 	"github.com/batonhq/baton/bus"
 )
 
-// TestTransport runs the transport suite. open returns a fresh, isolated
+// TestTransport runs the transport suite. f is what the backend promises
+// beyond the contract (see Features); open returns a fresh, isolated
 // transport and registers its cleanup; it is called once per case.
-func TestTransport(t *testing.T, open func(t *testing.T) bus.Transport) {
+func TestTransport(t *testing.T, f Features, open func(t *testing.T) bus.Transport) {
 	cases := []struct {
 		name string
 		run  func(t *testing.T, tr bus.Transport)
@@ -28,18 +29,18 @@ func TestTransport(t *testing.T, open func(t *testing.T) bus.Transport) {
 		{"NackRedelivers", testNackRedelivers},
 		{"NackDelay", testNackDelay},
 		{"CloseRedelivers", testCloseRedelivers},
-		{"Ordered", testOrdered},
+		{"Ordered", given(f, testOrdered)},
 		{"Backlog", testBacklog},
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"ReceiveCancelled", testReceiveCancelled},
 		{"PublishNothing", testPublishNothing},
 		{"PublishAsync", testPublishAsync},
-		{"CommitHandled", testCommitHandled},
-		{"CommitDuplicate", testCommitDuplicate},
-		{"CommitRetry", testCommitRetry},
-		{"CommitDead", testCommitDead},
-		{"CommitPublish", testCommitPublish},
-		{"CommitReplyTo", testCommitReplyTo},
+		{"CommitHandled", given(f, testCommitHandled)},
+		{"CommitDuplicate", given(f, testCommitDuplicate)},
+		{"CommitRetry", given(f, testCommitRetry)},
+		{"CommitDead", given(f, testCommitDead)},
+		{"CommitPublish", given(f, testCommitPublish)},
+		{"CommitReplyTo", given(f, testCommitReplyTo)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -431,9 +432,9 @@ func testCloseRedelivers(t *testing.T, tr bus.Transport) {
 
 // testOrdered: an Ordered transport delivers to a lone consumer in publish
 // order, within and across Publish calls.
-func testOrdered(t *testing.T, tr bus.Transport) {
-	if !tr.Capabilities().Ordered {
-		t.Skip("transport does not report the Ordered capability")
+func testOrdered(t *testing.T, tr bus.Transport, f Features) {
+	if !f.Ordered {
+		t.Skip("the backend's test does not declare Features.Ordered")
 	}
 	const n, batch = 100, 10
 	typ := unique("cf") + ".ordered.v1"

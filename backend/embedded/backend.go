@@ -237,12 +237,6 @@ func (b *Backend) reader() (done func(), err error) {
 	return b.reading.RUnlock, nil
 }
 
-// Capabilities: one consumer sees its group's messages in publish order, and
-// Commit is atomic.
-func (b *Backend) Capabilities() bus.Capabilities {
-	return bus.Capabilities{Ordered: true, Atomic: true}
-}
-
 // Publish durably enqueues msgs for every group whose patterns match.
 func (b *Backend) Publish(ctx context.Context, msgs ...bus.Message) error {
 	if len(msgs) == 0 {

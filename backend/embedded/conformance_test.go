@@ -18,10 +18,15 @@ func openEmbedded(t *testing.T) *embedded.Backend {
 	return b
 }
 
+// features: one consumer sees its group's messages in publish order (one
+// queue per group, read in key order), and the backend is its own store, so
+// a Commit is one atomic batch.
+var features = conformance.Features{Ordered: true, Atomic: true}
+
 func TestEmbeddedTransport(t *testing.T) {
-	conformance.TestTransport(t, func(t *testing.T) bus.Transport { return openEmbedded(t) })
+	conformance.TestTransport(t, features, func(t *testing.T) bus.Transport { return openEmbedded(t) })
 }
 
 func TestEmbeddedStore(t *testing.T) {
-	conformance.TestStore(t, func(t *testing.T) store.Store { return openEmbedded(t) })
+	conformance.TestStore(t, features, func(t *testing.T) store.Store { return openEmbedded(t) })
 }

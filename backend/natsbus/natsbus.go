@@ -209,11 +209,6 @@ func unavailable(op string, err error) error {
 // Stream is the name of the namespace's stream.
 func (b *Bus) Stream() string { return b.stream }
 
-// Capabilities: neither ordered (a redelivery after AckWait or a Nak
-// overtakes later messages, and the messages sent to a group come from a
-// second consumer) nor atomic (the broker is not the store).
-func (b *Bus) Capabilities() bus.Capabilities { return bus.Capabilities{} }
-
 func (b *Bus) eventSubject(typ string) string { return b.cfg.Namespace + ".ev." + typ }
 
 func (b *Bus) directedPrefix(group string) string {

@@ -92,8 +92,12 @@ func openBusWith(t *testing.T, cfg natsbus.Config) *natsbus.Bus {
 	return b
 }
 
+// TestTransport declares no features: not ordered (a redelivery after
+// AckWait or a Nak overtakes later messages, and the messages sent to a
+// group come from a second consumer), not atomic (the broker is not the
+// store).
 func TestTransport(t *testing.T) {
-	conformance.TestTransport(t, func(t *testing.T) bus.Transport { return openBus(t) })
+	conformance.TestTransport(t, conformance.Features{}, func(t *testing.T) bus.Transport { return openBus(t) })
 }
 
 // TestPlainClient: an event published by a plain NATS client in CloudEvents

@@ -111,7 +111,7 @@ func openSchema(t testing.TB) (st *pgstore.Store, url, schema string) {
 
 func TestConformance(t *testing.T) {
 	needServer(t)
-	conformance.TestStore(t, func(t *testing.T) store.Store { return open(t) })
+	conformance.TestStore(t, conformance.Features{}, func(t *testing.T) store.Store { return open(t) })
 }
 
 // TestMigrateDropsTimers: the timers table, which backed a store.Timers

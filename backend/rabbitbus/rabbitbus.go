@@ -166,11 +166,6 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	return b, nil
 }
 
-// Capabilities: RabbitMQ keeps a queue in order, but a nacked message comes
-// back behind newer ones and several consumers interleave, so Baton promises
-// no order; and nothing is atomic with a store.
-func (b *Bus) Capabilities() bus.Capabilities { return bus.Capabilities{} }
-
 // Close closes the subscriptions (handing back what they had not acked) and
 // both connections. It is idempotent.
 func (b *Bus) Close() error {

@@ -105,7 +105,7 @@ func deletePrefix(prefix string) error {
 }
 
 func TestStore(t *testing.T) {
-	conformance.TestStore(t, func(t *testing.T) store.Store { return openStore(t) })
+	conformance.TestStore(t, conformance.Features{}, func(t *testing.T) store.Store { return openStore(t) })
 }
 
 func TestOpenUnreachable(t *testing.T) {
