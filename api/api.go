@@ -81,11 +81,21 @@ var (
 	_ Publisher   = (*bus.Runtime)(nil)
 )
 
+// Store is the slice of the state store the API serves from: the journal
+// (history, the live feed, and readiness, which reads it), the dead letters,
+// and what replaying one needs (bus.ReplayStore). A store.Store will do.
+type Store interface {
+	bus.ReplayStore
+	History(ctx context.Context, correlationID string) ([]store.Entry, error)
+	Since(ctx context.Context, after uint64, limit int) ([]store.Entry, error)
+	ListDead(ctx context.Context, after string, limit int) ([]store.DeadLetter, error)
+}
+
 // Config configures the API. Only Store and Transport are required; the
 // endpoints of a part that is not given answer 404 with a message saying
 // that this process does not run it.
 type Config struct {
-	Store     store.Store   // required: the journal, dead letters, readiness
+	Store     Store         // required: the journal, dead letters, readiness
 	Transport bus.Transport // required: dead letters are replayed on it
 
 	Coordinator Coordinator // /v1/runs, /v1/flows
@@ -109,7 +119,7 @@ type Config struct {
 }
 
 type handler struct {
-	store     store.Store
+	store     Store
 	transport bus.Transport
 	coord     Coordinator
 	sched     Scheduler
@@ -151,7 +161,7 @@ func New(cfg Config) (http.Handler, error) {
 // NewHandler returns the journal and dead-letter API over a store and the
 // transport dead letters are replayed on (they may be the same value, as
 // with the embedded backend), without tokens: New with only those two.
-func NewHandler(s store.Store, t bus.Transport) http.Handler {
+func NewHandler(s Store, t bus.Transport) http.Handler {
 	h, err := New(Config{Store: s, Transport: t})
 	if err != nil {
 		// Only nil arguments fail; answer every request with why.

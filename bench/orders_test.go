@@ -94,7 +94,11 @@ func wireFlow(tb testing.TB, tr bus.Transport, st store.Store, want int, orchest
 		}
 	}
 	if orchestrated {
-		if f.co, err = flow.New(flow.Config{Store: st, Transport: tr, Flows: []flow.Flow{orchestration.Flow()}, Services: services, Notifier: f}); err != nil {
+		ftr, ok := tr.(flow.Transport)
+		if !ok {
+			tb.Fatalf("transport %T cannot send to one consumer group, which the flow's steps need", tr)
+		}
+		if f.co, err = flow.New(flow.Config{Store: st, Transport: ftr, Flows: []flow.Flow{orchestration.Flow()}, Services: services, Notifier: f}); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -11,6 +11,17 @@ import (
 	"github.com/batonhq/baton/store"
 )
 
+// ReplayStore is the slice of the state store Replay uses: the dead letter,
+// the inbox mark it forgets, the run a step command belongs to, and the
+// journal. A store.Store will do.
+type ReplayStore interface {
+	Dead(ctx context.Context, id string) (store.DeadLetter, error)
+	DropDead(ctx context.Context, id string) error
+	Forget(ctx context.Context, group, id string) error
+	Run(ctx context.Context, id string) (store.Run, error)
+	Append(ctx context.Context, entries ...store.Entry) error
+}
+
 // Replay delivers a dead letter again, as it was received, to the group that
 // gave up on it, with a fresh attempt count, and drops it: the group's inbox
 // forgets the event first. On a transport that cannot address one group it
@@ -23,7 +34,7 @@ import (
 // cancelled) is refused with a baton.Conflict error and kept: performing the
 // step now would charge a customer, say, for a run that no longer waits for
 // the result and will never compensate it.
-func Replay(ctx context.Context, t Transport, s store.Store, id string) error {
+func Replay(ctx context.Context, t Transport, s ReplayStore, id string) error {
 	d, err := s.Dead(ctx, id)
 	if err != nil {
 		return err
@@ -64,7 +75,7 @@ func Replay(ctx context.Context, t Transport, s store.Store, id string) error {
 // step command, and is replayed. The run may end between this look-up and
 // the replay: the step is then performed and its result ignored, as a reply
 // arriving late would be.
-func refuseEndedStep(ctx context.Context, runs store.Runs, d store.DeadLetter) error {
+func refuseEndedStep(ctx context.Context, runs ReplayStore, d store.DeadLetter) error {
 	e, err := event.Unmarshal(d.Body)
 	if err != nil || e.ReplyTo == "" || e.CausationID == "" {
 		return nil

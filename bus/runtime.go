@@ -19,8 +19,8 @@ import (
 
 // Config configures a Runtime. Zero values mean the documented defaults.
 type Config struct {
-	Transport Transport   // required
-	Store     store.Store // required; may be the same value as Transport
+	Transport Transport // required
+	Store     Store     // required; may be the same value as Transport
 	// Registry upcasts older versions and validates schemas; nil for none.
 	Registry *event.Registry
 	// MaxEventSize is the largest encoded event accepted, in bytes
@@ -34,6 +34,19 @@ type Config struct {
 	// Source is the source of events published with Publish (default "baton").
 	Source string
 	Logger *slog.Logger
+}
+
+// Store is the slice of the state store the runtime uses: the inbox it
+// consults before a handler runs and marks after, the journal of what it
+// handled, and the dead letters. A store.Store will do; one that is also a
+// store.Settler marks an event handled and journals it in one write. Only
+// these are asked for, so that what the runtime depends on is plain, and a
+// store for it is four methods.
+type Store interface {
+	Seen(ctx context.Context, group, id string) (bool, error)
+	MarkSeen(ctx context.Context, group, id string) error
+	Append(ctx context.Context, entries ...store.Entry) error
+	AddDead(ctx context.Context, d store.DeadLetter) error
 }
 
 // Runtime runs services under choreography: each service is a consumer group

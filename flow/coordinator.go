@@ -21,10 +21,31 @@ import (
 // in.
 const DefaultGroup = "baton.coordinator"
 
+// Store is the slice of the state store a Coordinator uses: its runs, and
+// the journal, where it records how each run ended. A store.Store will do.
+// What a store may offer beyond it is discovered: a store.Outbox (a store
+// that is not the transport keeps what transitions send there, and the
+// coordinator relays it), or a store that is also the transport saves a
+// transition and acknowledges the reply that caused it in one write.
+type Store interface {
+	store.Runs
+	Append(ctx context.Context, entries ...store.Entry) error
+}
+
+// Transport is what a Coordinator needs of the bus: to publish, to
+// subscribe its reply group, and to send each step's command to the one
+// group of the service that performs it (bus.GroupPublisher), which no
+// step can do without. The embedded, RabbitMQ and NATS transports are all
+// one.
+type Transport interface {
+	bus.Transport
+	bus.GroupPublisher
+}
+
 // Config configures a Coordinator. Zero values mean the documented defaults.
 type Config struct {
-	Store     store.Store   // required
-	Transport bus.Transport // required; must deliver to one group (bus.GroupPublisher)
+	Store     Store     // required
+	Transport Transport // required
 	// Flows are the definitions the coordinator runs; several versions of
 	// one flow may be given.
 	Flows []Flow
@@ -115,9 +136,6 @@ func clone(r store.Run) store.Run {
 func New(cfg Config) (*Coordinator, error) {
 	if cfg.Store == nil || cfg.Transport == nil {
 		return nil, baton.Errorf(baton.Invalid, "flow.New", "a Store and a Transport are required")
-	}
-	if _, ok := cfg.Transport.(bus.GroupPublisher); !ok {
-		return nil, baton.Errorf(baton.Invalid, "flow.New", "the transport cannot deliver to one consumer group, which steps need")
 	}
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
@@ -551,7 +569,6 @@ const (
 // MarkSent, a claim that lapsed) keeps its id, and the consumers' inboxes
 // skip the copy. Messages go out in batches, one per group, in order.
 func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
-	gp := c.cfg.Transport.(bus.GroupPublisher) // checked in New
 	t := time.NewTicker(relayPoll)
 	defer t.Stop()
 	for {
@@ -584,7 +601,7 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 					msgs = append(msgs, bus.Message{Type: p.Type, ID: p.Outbound.ID, Body: p.Body})
 				}
 				if group != "" {
-					err = gp.PublishTo(work, group, msgs...)
+					err = c.cfg.Transport.PublishTo(work, group, msgs...)
 				} else {
 					err = c.cfg.Transport.Publish(work, msgs...)
 				}

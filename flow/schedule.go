@@ -37,11 +37,14 @@ func (f StartFunc) StartRun(ctx context.Context, req StartRequest) (store.Run, b
 	return f(ctx, req)
 }
 
-// ScheduleStore is what a Scheduler keeps its schedules in and looks at runs
-// in: a store.Store will do.
+// ScheduleStore is what a Scheduler keeps its schedules in, and where it
+// looks up the runs they started: whether a schedule's last run is still
+// going (for its overlap policy), and whether a tick's run was already
+// started. A store.Store will do.
 type ScheduleStore interface {
 	store.Schedules
-	store.Runs
+	Run(ctx context.Context, id string) (store.Run, error)
+	ListRuns(ctx context.Context, q store.RunQuery) ([]store.Run, error)
 }
 
 // SchedulerConfig configures a Scheduler. Zero values mean the documented

@@ -134,8 +134,12 @@ func New(cfg Config) (*Runner, error) {
 		}
 	}
 	if len(cfg.Flows) > 0 {
+		tr, ok := cfg.Transport.(flow.Transport)
+		if !ok {
+			return nil, baton.Errorf(baton.Invalid, "runner.New", "the transport %T cannot send to one consumer group, which the steps of flows need: run flows on the embedded backend, RabbitMQ or NATS", cfg.Transport)
+		}
 		services := append(append([]baton.Service(nil), cfg.Services...), cfg.Remote...)
-		r.co, err = flow.New(flow.Config{Store: cfg.Store, Transport: cfg.Transport, Flows: cfg.Flows,
+		r.co, err = flow.New(flow.Config{Store: cfg.Store, Transport: tr, Flows: cfg.Flows,
 			Services: services, Notifier: cfg.Notifier, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err

@@ -223,7 +223,11 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	placers := placePublishers
 	var co *flow.Coordinator
 	if cfg.style == styleOrchestration {
-		co, err = flow.New(flow.Config{Store: st, Transport: tp, Flows: []flow.Flow{orchestration.Flow()}, Services: services})
+		ftp, ok := tp.(flow.Transport)
+		if !ok {
+			return fmt.Errorf("the bus %T cannot send to one consumer group, which the orchestrated demo's steps need", tp)
+		}
+		co, err = flow.New(flow.Config{Store: st, Transport: ftp, Flows: []flow.Flow{orchestration.Flow()}, Services: services})
 		if err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ func TestOrdersOrchestrated(t *testing.T) {
 // the bus of messages and the coordinator with its runs in runs, and checks
 // that every run ends as its order's fault says and that the ledger holds
 // exactly the effects each fault predicts.
-func runOrders(t *testing.T, messages bus.Transport, runs store.Store, n int) {
+func runOrders(t *testing.T, messages flow.Transport, runs store.Store, n int) {
 	t.Helper()
 	ctx := context.Background()
 	ledger, _ := orders.NewLedger("")
