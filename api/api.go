@@ -136,6 +136,11 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil || cfg.Transport == nil {
 		return nil, baton.Errorf(baton.Invalid, "api.New", "a Store and a Transport are required")
 	}
+	if err := bus.CheckStore(cfg.Transport, cfg.Store); err != nil {
+		// A replay would forget the inbox mark in one store while the
+		// group skips the event by the mark in the other.
+		return nil, baton.Errorf(baton.Invalid, "api.New", "%w", err)
+	}
 	if cfg.MaxBody < 0 {
 		return nil, baton.Errorf(baton.Invalid, "api.New", "MaxBody %d is negative", cfg.MaxBody)
 	}

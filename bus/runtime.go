@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -20,7 +21,10 @@ import (
 // Config configures a Runtime. Zero values mean the documented defaults.
 type Config struct {
 	Transport Transport // required
-	Store     Store     // required; may be the same value as Transport
+	// Store is required. With a transport that is a Committer it must be
+	// the store the commits write to (see CheckStore): the transport itself,
+	// for the embedded backend.
+	Store Store
 	// Registry upcasts older versions and validates schemas; nil for none.
 	Registry *event.Registry
 	// MaxEventSize is the largest encoded event accepted, in bytes
@@ -49,6 +53,42 @@ type Store interface {
 	AddDead(ctx context.Context, d store.DeadLetter) error
 }
 
+// CommitStorer is implemented by a Committer to name the store its commits
+// write to, so that a value wrapping it (which promotes the method) is
+// recognised as committing there too. A Committer that does not implement
+// it is taken to be its own store.
+type CommitStorer interface {
+	CommitStore() Store
+}
+
+// CheckStore returns an error that says why when t is a Committer and s is
+// not the store its commits write to. Such a transport writes each handled
+// event's inbox mark, journal entries and dead letter to its own store; a
+// consumer given another store would read the inbox and journal from that
+// one, and the two would silently split: duplicates handled again, a
+// journal missing what the commits wrote, dead letters no one lists. New
+// and flow.New refuse such a pair with it.
+func CheckStore(t Transport, s any) error {
+	if _, ok := t.(Committer); !ok {
+		return nil
+	}
+	own := any(t)
+	if cs, ok := t.(CommitStorer); ok {
+		own = cs.CommitStore()
+	}
+	if sameValue(own, s) {
+		return nil
+	}
+	return fmt.Errorf("the transport %T commits the inbox, journal and dead letters of what it delivers to its own store, so the store given (%T) would not see them and the inbox and journal would split: give the transport itself as the store (backend.Open does), or a transport that is not a Committer, such as a broker", t, s)
+}
+
+// sameValue is a == b, without the panic of comparing two values of one
+// type that is not comparable.
+func sameValue(a, b any) bool {
+	ta := reflect.TypeOf(a)
+	return ta == reflect.TypeOf(b) && ta != nil && ta.Comparable() && a == b
+}
+
 // Runtime runs services under choreography: each service is a consumer group
 // subscribed to the types its handlers take, and their outputs are published.
 type Runtime struct {
@@ -71,6 +111,9 @@ type Runtime struct {
 func New(cfg Config) (*Runtime, error) {
 	if cfg.Transport == nil || cfg.Store == nil {
 		return nil, baton.Errorf(baton.Invalid, "bus.New", "a Transport and a Store are required")
+	}
+	if err := CheckStore(cfg.Transport, cfg.Store); err != nil {
+		return nil, baton.Errorf(baton.Invalid, "bus.New", "%w", err)
 	}
 	if cfg.MaxEventSize <= 0 {
 		cfg.MaxEventSize = event.DefaultMaxSize

@@ -44,8 +44,11 @@ type Transport interface {
 
 // Config configures a Coordinator. Zero values mean the documented defaults.
 type Config struct {
-	Store     Store     // required
-	Transport Transport // required
+	Store Store // required
+	// Transport is required. When it is a bus.Committer (the embedded
+	// backend) Store must be the store its commits write to, the transport
+	// itself: see bus.CheckStore.
+	Transport Transport
 	// Flows are the definitions the coordinator runs; several versions of
 	// one flow may be given.
 	Flows []Flow
@@ -136,6 +139,9 @@ func clone(r store.Run) store.Run {
 func New(cfg Config) (*Coordinator, error) {
 	if cfg.Store == nil || cfg.Transport == nil {
 		return nil, baton.Errorf(baton.Invalid, "flow.New", "a Store and a Transport are required")
+	}
+	if err := bus.CheckStore(cfg.Transport, cfg.Store); err != nil {
+		return nil, baton.Errorf(baton.Invalid, "flow.New", "%w", err)
 	}
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup

@@ -92,6 +92,7 @@ type Backend struct {
 var (
 	_ bus.Transport      = (*Backend)(nil)
 	_ bus.Committer      = (*Backend)(nil)
+	_ bus.CommitStorer   = (*Backend)(nil)
 	_ store.Store        = (*Backend)(nil)
 	_ store.Expirer      = (*Backend)(nil)
 	_ bus.GroupPublisher = (*Backend)(nil)
@@ -336,6 +337,12 @@ func (b *Backend) Subscribe(ctx context.Context, name string, patterns []string)
 	}
 	return g.subscribe(), nil
 }
+
+// CommitStore is the store b's commits write to: b itself. A value that
+// embeds b (to watch or wrap its subscriptions) promotes it, so that
+// bus.New and flow.New accept it beside b as its store, and refuse b beside
+// any other store.
+func (b *Backend) CommitStore() bus.Store { return b }
 
 // Commit applies c atomically; see bus.Commit.
 func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
