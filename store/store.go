@@ -7,7 +7,10 @@
 // them, and a handler's retry delay is the transport's (Subscription.Nack).
 //
 // Each part is a small interface; a backend implements all of them in one
-// value (Store). The conformance package holds the suite every Store passes.
+// value (Store), and the conformance package holds the suite every Store
+// passes. The parts of Baton that use a store each declare the slice of it
+// they call (bus.Store, flow.Store, flow.ScheduleStore, api.Store), so what
+// depends on what is plain; any Store satisfies them.
 package store
 
 import (
@@ -16,7 +19,8 @@ import (
 	"time"
 )
 
-// Store is everything a backend keeps.
+// Store is everything a backend keeps: what a backend implements and the
+// conformance suite checks, not what any one consumer asks for.
 type Store interface {
 	Inbox
 	Journal
