@@ -12,6 +12,8 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend"
+	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/runner"
 )
 
@@ -40,6 +42,9 @@ func TestNewRefuses(t *testing.T) {
 			Services: []baton.Service{svc}, Addr: "0.0.0.0:0"}, "without a token"},
 		{"a service without handlers", runner.Config{Transport: b.Transport, Store: b.Store,
 			Services: []baton.Service{{Name: "empty"}}}, "at least one handler"},
+		{"flows on a transport that cannot send to one group", runner.Config{Transport: struct{ bus.Transport }{b.Transport},
+			Store: b.Store, Services: []baton.Service{svc}, Flows: []flow.Flow{{Name: "welcome", Version: 1,
+				Steps: []flow.Step{{Name: "greet", Send: &flow.Send{Type: "user.signed_up.v1"}}}}}}, "cannot send to one consumer group"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := runner.New(tc.cfg)
