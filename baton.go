@@ -20,23 +20,19 @@ const SpecVersion = "1.0"
 
 // Event is a CloudEvents 1.0 envelope with Baton's extensions.
 type Event struct {
-	ID              string    `json:"id"`
-	Source          string    `json:"source"`
-	SpecVersion     string    `json:"specversion"`
-	Type            string    `json:"type"`
-	Subject         string    `json:"subject,omitempty"`
-	Time            time.Time `json:"time,omitzero"`
-	DataContentType string    `json:"datacontenttype,omitempty"`
-	DataSchema      string    `json:"dataschema,omitempty"`
-	CorrelationID   string    `json:"correlationid,omitempty"`
-	CausationID     string    `json:"causationid,omitempty"`
-	TraceParent     string    `json:"traceparent,omitempty"`
-	Hops            int       `json:"hops,omitempty"`
-	// ReplyTo names the consumer group that wants the handler's outputs:
-	// the coordinator, when a flow's step sent the event. Outputs then go
-	// to that group only, not to every subscriber of their types.
-	ReplyTo string          `json:"replyto,omitempty"`
-	Data    json.RawMessage `json:"data,omitempty"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	SpecVersion     string          `json:"specversion"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            time.Time       `json:"time,omitzero"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	DataSchema      string          `json:"dataschema,omitempty"`
+	CorrelationID   string          `json:"correlationid,omitempty"`
+	CausationID     string          `json:"causationid,omitempty"`
+	TraceParent     string          `json:"traceparent,omitempty"`
+	Hops            int             `json:"hops,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
 }
 
 // NewEvent returns an event of type typ about subject, with data encoded as

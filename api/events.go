@@ -30,11 +30,8 @@ func (h *handler) decodeEvent(w http.ResponseWriter, r *http.Request) (baton.Eve
 	if err := h.decode(w, r, &e, false); err != nil {
 		return e, err
 	}
-	switch {
-	case e.Type == "":
+	if e.Type == "" {
 		return e, baton.Errorf(baton.Invalid, op, `"type" is required: the event's type, such as "order.placed.v1"`)
-	case e.ReplyTo != "":
-		return e, baton.Errorf(baton.Invalid, op, `"replyto" is set by the coordinator, not by publishers`)
 	}
 	if _, _, err := event.ParseType(e.Type); err != nil {
 		return e, err

@@ -408,7 +408,6 @@ func TestBadInput(t *testing.T) {
 		{"pause unknown schedule", "POST", "/v1/schedules/nope/pause", nil, 404, baton.NotFound, "nope"},
 		{"event without type", "POST", "/v1/events", `{"data":{}}`, 400, baton.Invalid, `"type" is required`},
 		{"event with a bad type", "POST", "/v1/events", `{"type":"order placed"}`, 400, baton.Invalid, "bad event type"},
-		{"event with replyto", "POST", "/v1/events", `{"type":"order.placed.v1","replyto":"payment"}`, 400, baton.Invalid, "replyto"},
 		{"unknown stream kind", "GET", "/v1/stream?kind=run.started", nil, 400, baton.Invalid, "run.started"},
 		{"wrong method", "PUT", "/v1/runs", `{}`, 405, api.MethodNotAllowed, "use GET, HEAD, POST"},
 		{"unknown path", "GET", "/v1/nothing", nil, 404, baton.NotFound, "no such endpoint"},

@@ -42,6 +42,18 @@ func Replay(ctx context.Context, t Transport, s ReplayStore, id string) error {
 	if err := refuseEndedStep(ctx, s, d); err != nil {
 		return err
 	}
+	m := Message{Meta: d.Meta}
+	if e, err := event.Unmarshal(d.Body); err == nil {
+		m.Event = e
+	} else {
+		// What could not be read goes as it came, to be refused again
+		// with the same reason, or handled by a runtime that has learned
+		// to read it.
+		m.Raw, m.Type, m.ID = d.Body, d.Type, d.EventID
+		if m.Raw == nil {
+			m.Raw = []byte{}
+		}
+	}
 	// Dead-lettering marked the event as done in the group's inbox.
 	if d.EventID != "" {
 		if err := s.Forget(ctx, d.Group, d.EventID); err != nil {
@@ -49,7 +61,7 @@ func Replay(ctx context.Context, t Transport, s ReplayStore, id string) error {
 		}
 	}
 	c := Commit{
-		Publish: []Message{{Type: d.Type, ID: d.EventID, Body: d.Body}},
+		Publish: []Message{m},
 		Journal: []store.Entry{{Time: time.Now(), CorrelationID: d.CorrelationID, Outcome: store.Replayed,
 			EventID: d.EventID, EventType: d.Type, Group: d.Group}},
 	}
@@ -70,22 +82,22 @@ func Replay(ctx context.Context, t Transport, s ReplayStore, id string) error {
 
 // refuseEndedStep returns a baton.Conflict error when d is the command a
 // flow step sent for a run that has ended. A coordinator sends a step's
-// command with the run's id as its causation id and its own group as
-// ReplyTo; an event with both whose causation id names no run is not a
-// step command, and is replayed. The run may end between this look-up and
-// the replay: the step is then performed and its result ignored, as a reply
+// command with metadata naming its own group (MetaReplyTo) and the run
+// (MetaRun); a message with both whose run is unknown is not a step
+// command, and is replayed. The run may end between this look-up and the
+// replay: the step is then performed and its result ignored, as a reply
 // arriving late would be.
 func refuseEndedStep(ctx context.Context, runs ReplayStore, d store.DeadLetter) error {
-	e, err := event.Unmarshal(d.Body)
-	if err != nil || e.ReplyTo == "" || e.CausationID == "" {
+	runID := d.Meta[MetaRun]
+	if d.Meta[MetaReplyTo] == "" || runID == "" {
 		return nil
 	}
-	run, err := runs.Run(ctx, e.CausationID)
+	run, err := runs.Run(ctx, runID)
 	if errors.Is(err, baton.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("replay dead letter %s: look up its run %s: %w", d.ID, e.CausationID, err)
+		return fmt.Errorf("replay dead letter %s: look up its run %s: %w", d.ID, runID, err)
 	}
 	if !run.Status.Terminal() {
 		return nil

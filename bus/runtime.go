@@ -278,7 +278,7 @@ func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 		if e.CorrelationID == "" {
 			e.CorrelationID = e.ID
 		}
-		m, err := r.encode(e)
+		m, err := r.encode(e, nil)
 		if err != nil {
 			r.stats.refused.Add(1)
 			return fmt.Errorf("publish %s: %w", e.Type, err)
@@ -293,8 +293,9 @@ func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 	return nil
 }
 
-// encode validates e (attributes, schema, size) and encodes it.
-func (r *Runtime) encode(e baton.Event) (Message, error) {
+// encode validates e (attributes, schema, size) and makes it a message.
+// Nothing is encoded here: the transport maps the event to its native form.
+func (r *Runtime) encode(e baton.Event, meta map[string]string) (Message, error) {
 	if err := event.Validate(e); err != nil {
 		return Message{}, err
 	}
@@ -303,14 +304,13 @@ func (r *Runtime) encode(e baton.Event) (Message, error) {
 			return Message{}, err
 		}
 	}
-	body, err := event.Marshal(e)
-	if err != nil {
+	if err := event.CheckData(e); err != nil {
 		return Message{}, err
 	}
-	if err := event.CheckSize(len(body), r.cfg.MaxEventSize); err != nil {
+	if err := event.CheckSize(event.Size(e), r.cfg.MaxEventSize); err != nil {
 		return Message{}, err
 	}
-	return Message{Type: e.Type, ID: e.ID, Body: body}, nil
+	return Message{Event: e, Meta: meta}, nil
 }
 
 func publishedEntry(e baton.Event, now time.Time) store.Entry {
@@ -566,8 +566,13 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 	r, group := w.r, w.svc.Name
 	c := Commit{Group: group, Delivery: &d}
 	dead := func(kind DeadReason, e *baton.Event, reason string) (Commit, verdict) {
-		dl := &store.DeadLetter{Group: group, Type: d.Type, Body: d.Body, EventID: d.ID,
+		dl := &store.DeadLetter{Group: group, Type: d.Type, Body: d.Raw, Meta: d.Meta, EventID: d.ID,
 			Attempts: d.Attempt, Reason: reason, Time: time.Now()}
+		if dl.Body == nil && d.Err == nil {
+			// Kept in structured mode, which a replay republishes and a
+			// person can read; encoded only here, on the way out.
+			dl.Body, _ = event.Marshal(d.Event)
+		}
 		if e != nil {
 			if e.ID != "" {
 				dl.EventID = e.ID
@@ -578,9 +583,9 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 		// duplicate, until a replay forgets the mark.
 		c.Dead, c.Handled = dl, dl.EventID
 		// A coordinator waiting for the outputs hears that none will come.
-		if e != nil && e.ReplyTo != "" {
-			if m, err := w.failureReply(e, reason); err == nil {
-				c.Publish, c.ReplyTo = []Message{m}, e.ReplyTo
+		if replyTo := d.Meta[MetaReplyTo]; e != nil && replyTo != "" {
+			if m, err := w.failureReply(e, d.Meta, reason); err == nil {
+				c.Publish, c.ReplyTo = []Message{m}, replyTo
 			}
 		}
 		c.Journal = []store.Entry{{Time: dl.Time, CorrelationID: dl.CorrelationID, Outcome: store.DeadLettered,
@@ -592,17 +597,21 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 		return c, verdict{dead: kind}
 	}
 
-	if err := event.CheckSize(len(d.Body), r.cfg.MaxEventSize); err != nil {
+	size := len(d.Raw)
+	if d.Raw == nil {
+		size = event.Size(d.Event)
+	}
+	if err := event.CheckSize(size, r.cfg.MaxEventSize); err != nil {
 		return dead(ReasonTooLarge, nil, err.Error())
 	}
-	e, err := event.Unmarshal(d.Body)
-	if err != nil {
+	e := d.Event
+	if err := d.Err; err != nil {
 		kind := ReasonInvalid
 		if strings.Contains(err.Error(), "malformed JSON") {
 			kind = ReasonMalformed
 		}
-		// When only validation failed, the decoded event still names its id
-		// and correlation id, so the dead letter shows in its history.
+		// When only validation failed, the event still names its id and
+		// correlation id, so the dead letter shows in its history.
 		var decoded *baton.Event
 		if e.ID != "" || e.CorrelationID != "" {
 			decoded = &e
@@ -639,7 +648,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 	took := time.Since(start)
 	var msgs []Message
 	if err == nil {
-		msgs, err = w.outputs(&e, outs, start)
+		msgs, err = w.outputs(&e, replyMeta(d.Meta), outs, start)
 	}
 	if err != nil {
 		policy := w.svc.Retry
@@ -667,7 +676,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 		return c, verdict{retried: true}
 	}
 
-	c.Publish, c.Handled, c.ReplyTo = msgs, e.ID, e.ReplyTo
+	c.Publish, c.Handled, c.ReplyTo = msgs, e.ID, d.Meta[MetaReplyTo]
 	c.Journal = make([]store.Entry, 0, 1+len(msgs))
 	handled := store.Entry{Time: time.Now(), CorrelationID: e.CorrelationID, Outcome: store.Handled,
 		EventID: e.ID, EventType: e.Type, Subject: e.Subject, Group: group, Attempt: d.Attempt, Duration: took}
@@ -713,9 +722,28 @@ func (w *worker) handlerFor(e *baton.Event) (*baton.Handler, error) {
 	return &hs[pick], nil
 }
 
+// replyMeta is the metadata of the outputs of an event that came with
+// meta: a step's command is answered with its own routing (the run, the
+// step), by which the coordinator knows what the reply is for, less the
+// group to reply to, which is where the reply goes. Outputs of an event
+// without it carry none.
+func replyMeta(meta map[string]string) map[string]string {
+	if meta[MetaReplyTo] == "" {
+		return nil
+	}
+	out := make(map[string]string, len(meta)-1)
+	for k, v := range meta {
+		if k != MetaReplyTo {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // outputs completes the events a handler returned: deterministic ids, the
-// same correlation, causation by the input, one more hop.
-func (w *worker) outputs(in *baton.Event, outs []baton.Event, now time.Time) ([]Message, error) {
+// same correlation, causation by the input, one more hop; meta goes with
+// each.
+func (w *worker) outputs(in *baton.Event, meta map[string]string, outs []baton.Event, now time.Time) ([]Message, error) {
 	if len(outs) == 0 {
 		return nil, nil
 	}
@@ -732,12 +760,11 @@ func (w *worker) outputs(in *baton.Event, outs []baton.Event, now time.Time) ([]
 		}
 		o.CausationID = in.ID
 		o.TraceParent = in.TraceParent
-		o.ReplyTo = ""
 		o.Hops = in.Hops + 1
 		if o.Subject == "" {
 			o.Subject = in.Subject
 		}
-		m, err := w.r.encode(*o)
+		m, err := w.r.encode(*o, meta)
 		if err != nil {
 			return nil, baton.Permanent(fmt.Errorf("handler emitted an invalid event %s: %w", o.Type, err))
 		}
@@ -747,7 +774,8 @@ func (w *worker) outputs(in *baton.Event, outs []baton.Event, now time.Time) ([]
 }
 
 // TypeStepFailed is the event a service's runtime sends back to the
-// coordinator that sent it an event when it dead-letters that event.
+// coordinator that sent it an event when it dead-letters that event: to
+// the group its MetaReplyTo names, with its metadata, as any reply.
 const TypeStepFailed = "baton.step.failed.v1"
 
 // StepFailed is the data of a TypeStepFailed event.
@@ -757,12 +785,12 @@ type StepFailed struct {
 	Reason  string `json:"reason"`
 }
 
-func (w *worker) failureReply(in *baton.Event, reason string) (Message, error) {
+func (w *worker) failureReply(in *baton.Event, meta map[string]string, reason string) (Message, error) {
 	f, err := baton.NewEvent(TypeStepFailed, in.Subject, StepFailed{Group: w.svc.Name, EventID: in.ID, Reason: reason})
 	if err != nil {
 		return Message{}, err
 	}
-	msgs, err := w.outputs(in, []baton.Event{f}, time.Now())
+	msgs, err := w.outputs(in, replyMeta(meta), []baton.Event{f}, time.Now())
 	if err != nil {
 		return Message{}, err
 	}

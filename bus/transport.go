@@ -5,19 +5,55 @@ import (
 	"errors"
 	"time"
 
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
 )
 
-// Message is an encoded event as a transport carries it.
+// Message is an event as a transport carries it: the event's attributes and
+// data, which each transport maps to its native form (AMQP properties and
+// headers, NATS headers, the embedded record) in one step each way, and the
+// metadata of protocols layered over publish/subscribe. Nothing between the
+// runtime and the broker encodes the event as a JSON envelope.
 type Message struct {
-	Type string // the event type, used for routing
-	ID   string // the event id; empty when the body could not be read
-	Body []byte // the event in CloudEvents structured JSON
+	baton.Event
+	// Meta is routing that belongs to a protocol, not to the event: a flow
+	// step's command names the coordinator that waits for its result
+	// (MetaReplyTo) and the run and step it is for, and the runtime copies
+	// it onto the outputs it sends back. Transports carry it beside the
+	// event (headers "baton_<key>" on AMQP, "baton-<key>" on NATS). Nil for
+	// choreography.
+	Meta map[string]string
+	// Raw, when set, is sent instead of the event: bytes that could not be
+	// read as an event, replayed from a dead letter as they were received.
+	// The receiving transport reads them in CloudEvents structured mode and
+	// hands on what it cannot read with the error, for the runtime to
+	// dead-letter again.
+	Raw []byte
 }
+
+// Metadata keys of the coordinator's protocol.
+const (
+	// MetaReplyTo names the consumer group that wants a handler's outputs:
+	// the coordinator whose flow step sent the event. Outputs then go to
+	// that group only, not to every subscriber of their types.
+	MetaReplyTo = "replyto"
+	// MetaRun names the flow run a step's command is for; Replay refuses
+	// the command of a run that has ended.
+	MetaRun = "run"
+)
 
 // Delivery is a message handed to one consumer of a group.
 type Delivery struct {
 	Message
+	// Err is set when the message could not be read as an event (malformed
+	// JSON data, a missing attribute, a bad header): the event then holds
+	// what could be read of it (its type for routing, its id and
+	// correlation id when present), Raw the message as received, and the
+	// runtime dead-letters it with Err as the reason. Raw may also be set
+	// without Err, for a message that came in structured mode: its size and
+	// its dead letter are then those bytes.
+	Err     error
 	Attempt int // 1 on first delivery; counts Nacks, not crashes
 	// Unique is set by a transport that knows its group receives this
 	// message once: it was written once, in the atomic commit that consumed
@@ -64,7 +100,8 @@ type Commit struct {
 	RetryAfter time.Duration
 	Publish    []Message
 	// ReplyTo, when set, sends Publish to that consumer group only (the
-	// coordinator that sent Delivery), declaring it if needed.
+	// coordinator that sent Delivery, named by its MetaReplyTo), declaring
+	// it if needed.
 	ReplyTo string
 	// Handled, when set, is the event id to mark in Group's inbox: the group
 	// handled it or dead-lettered it. A Committer that finds it already
@@ -106,4 +143,21 @@ type AsyncPublisher interface {
 	// GroupPublisher.PublishTo does, and returns a function that waits until
 	// every one is durable and returns what Publish would have.
 	PublishAsync(ctx context.Context, group string, msgs ...Message) func(context.Context) error
+}
+
+// Structured is the delivery of a message that came in CloudEvents
+// structured mode (a plain client's choice, or Raw bytes Baton sent as they
+// were): the event read from b or, when it cannot be read, Err with what
+// could be, typ and id naming it where b does not. Raw is b either way, so
+// that its size is its own and its dead letter holds it as it came.
+func Structured(typ, id string, b []byte, meta map[string]string) Delivery {
+	e, err := event.Unmarshal(b)
+	d := Delivery{Message: Message{Event: e, Meta: meta, Raw: b}, Err: err}
+	if d.Type == "" {
+		d.Type = typ
+	}
+	if d.ID == "" {
+		d.ID = id
+	}
+	return d
 }

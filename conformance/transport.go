@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/event"
 )
 
 // TestTransport runs the transport suite. f is what the backend promises
@@ -21,6 +23,8 @@ func TestTransport(t *testing.T, f Features, open func(t *testing.T) bus.Transpo
 		run  func(t *testing.T, tr bus.Transport)
 	}{
 		{"PublishReceive", testPublishReceive},
+		{"PublishMeta", testPublishMeta},
+		{"PublishRaw", testPublishRaw},
 		{"KeptBeforeReceive", testKeptBeforeReceive},
 		{"KeptWhileNoConsumer", testKeptWhileNoConsumer},
 		{"Patterns", testPatterns},
@@ -73,14 +77,86 @@ func testPublishReceive(t *testing.T, tr bus.Transport) {
 		if d.Type != m.Type {
 			t.Errorf("message %s: type %q, want %q", d.ID, d.Type, m.Type)
 		}
-		if !sameBody(m.Body, d.Body) {
-			t.Errorf("message %s: body of %d bytes differs from the %d bytes sent", d.ID, len(d.Body), len(m.Body))
+		if !sameMessage(m, d.Message) || d.Err != nil {
+			t.Errorf("message %s: delivered as %+v (error %v), which differs from the message sent", d.ID, d.Message, d.Err)
 		}
 		if d.Attempt != 1 {
 			t.Errorf("message %s: Attempt %d on first delivery, want 1", d.ID, d.Attempt)
 		}
 	}
 	expectQuiet(t, sub, "both messages were acked")
+}
+
+// testPublishMeta: a message's metadata travels beside its event, to a
+// group bound to its type and to one group (PublishTo), and through a Nack.
+func testPublishMeta(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".placed.v1"
+	group := unique("meta-")
+	sub := subscribe(t, tr, group, typ)
+	m := message(typ, unique("meta-"), unique("corr-"), 1, 0)
+	m.Meta = map[string]string{bus.MetaReplyTo: "coordinator", bus.MetaRun: "r-1", "step": "charge/card", "attempt": "2"}
+	publish(t, tr, m)
+	d := receive(t, sub, "the message with metadata")
+	if !sameMessage(m, d.Message) || d.Err != nil {
+		t.Fatalf("delivered %+v (error %v); want the message sent, metadata %v", d.Message, d.Err, m.Meta)
+	}
+	if err := sub.Nack(t.Context(), d, 0); err != nil {
+		t.Fatalf("nack: %v", err)
+	}
+	if d = receive(t, sub, "the nacked message"); !sameMessage(m, d.Message) {
+		t.Errorf("redelivered with metadata %v; want %v", d.Meta, m.Meta)
+	}
+	if err := sub.Ack(t.Context(), d); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if gp, ok := tr.(bus.GroupPublisher); ok {
+		m2 := message(typ, unique("meta-to-"), unique("corr-"), 2, 0)
+		m2.Meta = map[string]string{"step": "ship"}
+		if err := gp.PublishTo(t.Context(), group, m2); err != nil {
+			t.Fatalf("publish to %s: %v", group, err)
+		}
+		if d = receive(t, sub, "the message published to the group"); !sameMessage(m2, d.Message) {
+			t.Errorf("delivered to the group with metadata %v; want %v", d.Meta, m2.Meta)
+		}
+		if err := sub.Ack(t.Context(), d); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	}
+	expectQuiet(t, sub, "the messages were acked")
+}
+
+// testPublishRaw: bytes published raw (a dead letter replayed as it was
+// received) come back as those bytes, read in structured mode: as the event
+// they are, or with the error of reading them and the message's id.
+func testPublishRaw(t *testing.T, tr bus.Transport) {
+	typ := unique("cf") + ".placed.v1"
+	sub := subscribe(t, tr, unique("raw-"), typ)
+	good := message(typ, unique("raw-good-"), unique("corr-"), 1, 0)
+	body, err := event.Marshal(good.Event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bus.Message{Event: baton.Event{Type: typ, ID: unique("raw-bad-")}, Raw: []byte(`{"specversion":"1.0",`)}
+	publish(t, tr, bus.Message{Event: baton.Event{Type: typ, ID: good.ID}, Raw: body}, bad)
+	for range 2 {
+		d := receive(t, sub, "a raw message")
+		switch d.ID {
+		case good.ID:
+			if d.Err != nil || !sameMessage(good, d.Message) || string(d.Raw) != string(body) {
+				t.Errorf("raw event delivered as %+v, raw %q, error %v; want the event it holds and its bytes", d.Event, d.Raw, d.Err)
+			}
+		case bad.ID:
+			if d.Err == nil || string(d.Raw) != string(bad.Raw) || d.Type != typ {
+				t.Errorf("raw bytes that are no event delivered as type %q, raw %q, error %v; want the bytes with an error", d.Type, d.Raw, d.Err)
+			}
+		default:
+			t.Errorf("unexpected delivery %q", d.ID)
+		}
+		if err := sub.Ack(t.Context(), d); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	}
+	expectQuiet(t, sub, "both raw messages were acked")
 }
 
 // testKeptBeforeReceive: Subscribe alone declares the group, so what is
@@ -321,7 +397,7 @@ func testNackRedelivers(t *testing.T, tr bus.Transport) {
 		if d.ID != m.ID || d.Attempt != attempt {
 			t.Fatalf("expected %s attempt %d; got %q attempt %d", m.ID, attempt, d.ID, d.Attempt)
 		}
-		if !sameBody(m.Body, d.Body) || d.Type != m.Type {
+		if !sameMessage(m, d.Message) || d.Type != m.Type {
 			t.Errorf("attempt %d: type or body changed by redelivery", attempt)
 		}
 		if attempt == 3 {

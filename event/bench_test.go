@@ -81,15 +81,15 @@ func BenchmarkToBinary(b *testing.B) {
 	e := sample()
 	b.ReportAllocs()
 	for b.Loop() {
-		ToBinary(e, AMQPPrefix)
+		toBinary(e, AMQPPrefix)
 	}
 }
 
 func BenchmarkFromBinary(b *testing.B) {
-	headers, body := ToBinary(sample(), NATSPrefix)
+	headers, body := toBinary(sample(), NATSPrefix)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := FromBinary(headers, NATSPrefix, body); err != nil {
+		if _, err := fromBinary(headers, NATSPrefix, body); err != nil {
 			b.Fatal(err)
 		}
 	}

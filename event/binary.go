@@ -17,7 +17,7 @@ const (
 	NATSPrefix = "ce-"          // NATS headers, as in HTTP
 )
 
-// The attributes carried in headers, in the order of binaryKeys.
+// The attributes carried in headers, in the order of binaryNames.
 const (
 	bID = iota
 	bSource
@@ -30,131 +30,162 @@ const (
 	bCausationID
 	bTraceParent
 	bHops
-	bReplyTo
 	nBinaryAttrs
 )
 
 var binaryNames = [nBinaryAttrs]string{
 	"id", "source", "specversion", "type", "subject", "time",
-	"dataschema", "correlationid", "causationid", "traceparent", "hops", "replyto",
+	"dataschema", "correlationid", "causationid", "traceparent", "hops",
 }
 
-type binaryKeys [nBinaryAttrs]string
+// A Binding maps events to and from one protocol binding of CloudEvents in
+// binary mode: each attribute but data and datacontenttype is the header
+// prefix+name, datacontenttype is the protocol's content type, and data is
+// the body. A transport sets and reads its native headers through it
+// directly, one header at a time, with no intermediate map and no JSON
+// envelope.
+type Binding struct {
+	prefix string
+	keys   [nBinaryAttrs]string // prefix+name, built once
+	// fold: header names match in any case (HTTP, NATS), not exactly (AMQP
+	// property names are case-sensitive).
+	fold bool
+}
 
-func keysFor(prefix string) *binaryKeys {
-	var k binaryKeys
+// The bindings Baton's transports speak.
+var (
+	AMQP = newBinding(AMQPPrefix, false) // AMQP application properties
+	NATS = newBinding(NATSPrefix, true)  // NATS headers, as in HTTP
+)
+
+func newBinding(prefix string, fold bool) *Binding {
+	b := &Binding{prefix: prefix, fold: fold}
 	for i, name := range binaryNames {
-		k[i] = prefix + name
+		b.keys[i] = prefix + name
 	}
-	return &k
+	return b
 }
 
-// The header names of the two bindings are built once, not per message.
-var amqpKeys, natsKeys = keysFor(AMQPPrefix), keysFor(NATSPrefix)
-
-// ToBinary maps e to CloudEvents binary mode: each attribute but data and
-// datacontenttype becomes the header prefix+name (time in RFC 3339 in UTC,
-// hops in decimal, empty ones left out), datacontenttype becomes
-// headers["content-type"], and data becomes the body. Data of a non-JSON
-// content type such as text/plain, held as a JSON string, is sent as the
-// string's bytes, as the CloudEvents JSON format maps it.
-//
-// e should be valid (see Validate); an empty SpecVersion is sent as "1.0".
-// The body aliases e.Data.
-func ToBinary(e baton.Event, prefix string) (headers map[string]string, body []byte) {
-	keys := amqpKeys
-	switch prefix {
-	case AMQPPrefix:
-	case NATSPrefix:
-		keys = natsKeys
-	default:
-		keys = keysFor(prefix)
-	}
+// Headers calls set with the header name and value of each attribute of e
+// but data and datacontenttype: time in RFC 3339 in UTC, hops in decimal,
+// empty ones left out, an empty SpecVersion as "1.0". e should be valid
+// (see Validate).
+func (b *Binding) Headers(e *baton.Event, set func(key, value string)) {
 	spec := e.SpecVersion
 	if spec == "" {
 		spec = baton.SpecVersion
 	}
-	headers = make(map[string]string, 12)
-	set := func(i int, v string) {
+	for i, v := range [...]string{e.ID, e.Source, spec, e.Type, e.Subject} {
 		if v != "" {
-			headers[keys[i]] = v
+			set(b.keys[i], v)
 		}
 	}
-	set(bID, e.ID)
-	set(bSource, e.Source)
-	set(bSpecVersion, spec)
-	set(bType, e.Type)
-	set(bSubject, e.Subject)
 	if !e.Time.IsZero() {
-		set(bTime, e.Time.UTC().Format(time.RFC3339Nano))
+		set(b.keys[bTime], e.Time.UTC().Format(time.RFC3339Nano))
 	}
-	set(bDataSchema, e.DataSchema)
-	set(bCorrelationID, e.CorrelationID)
-	set(bCausationID, e.CausationID)
-	set(bTraceParent, e.TraceParent)
-	set(bReplyTo, e.ReplyTo)
+	for i, v := range [...]string{e.DataSchema, e.CorrelationID, e.CausationID, e.TraceParent} {
+		if v != "" {
+			set(b.keys[bDataSchema+i], v)
+		}
+	}
 	if e.Hops != 0 {
-		set(bHops, strconv.Itoa(e.Hops))
+		set(b.keys[bHops], strconv.Itoa(e.Hops))
 	}
-	if e.DataContentType != "" {
-		headers["content-type"] = e.DataContentType
-	}
-	body = e.Data
+}
+
+// Body is the body of e in binary mode: its data, except that data of a
+// non-JSON content type such as text/plain, held as a JSON string, is sent
+// as the string's bytes, as the CloudEvents JSON format maps it. The body
+// aliases e.Data.
+func Body(e *baton.Event) []byte {
+	body := e.Data
 	if len(body) > 0 && body[0] == '"' && !isJSONType(e.DataContentType) {
 		var s string
 		if json.Unmarshal(body, &s) == nil {
 			body = []byte(s)
 		}
 	}
-	return headers, body
+	return body
 }
 
-// FromBinary is the inverse of ToBinary, and validates the event. With
-// AMQPPrefix header names must match exactly, as AMQP property names are
-// case-sensitive; with any other prefix they match in any case, as HTTP and
-// NATS headers do. Headers without the prefix, and prefixed ones that are
-// not attributes Baton knows, are ignored.
-//
-// The content type is read from "content-type" in any case. A body of JSON
-// content type (or none) must be JSON; a body of another content type must
-// be UTF-8 text and becomes a JSON string. Data is a copy of body. As with
-// Unmarshal, an event that fails only Validate comes with the error.
-func FromBinary(headers map[string]string, prefix string, body []byte) (baton.Event, error) {
-	var (
-		e     baton.Event
-		vals  [nBinaryAttrs]string
-		from  [nBinaryAttrs + 1]string // the header each value came from
-		ctKey = nBinaryAttrs
-	)
-	fold := prefix != AMQPPrefix
-	for k, v := range headers {
-		i := -1
-		if strings.EqualFold(k, "content-type") {
-			i = ctKey
-		} else if n := len(prefix); len(k) > n && (k[:n] == prefix || fold && strings.EqualFold(k[:n], prefix)) {
-			name := k[n:]
-			if fold {
-				name = strings.ToLower(name)
-			}
-			i = binaryIndex(name)
+// Reader reads an event from binary mode: feed it every header, then the
+// body.
+func (b *Binding) Reader() BinaryReader { return BinaryReader{b: b} }
+
+// BinaryReader builds an event from binary-mode headers. With the AMQP
+// binding header names must match exactly; with NATS they match in any
+// case. Headers without the prefix, and prefixed ones that are not
+// attributes Baton knows, are ignored.
+type BinaryReader struct {
+	b    *Binding
+	e    baton.Event
+	vals [nBinaryAttrs]string
+	from [nBinaryAttrs + 1]string // the header each value came from
+	err  error
+}
+
+const ctKey = nBinaryAttrs
+
+// Header takes one header and reports whether it is one of the binding's:
+// a prefixed attribute Baton knows, or the content type, read from
+// "content-type" in any case.
+func (r *BinaryReader) Header(key, value string) bool {
+	i := -1
+	if strings.EqualFold(key, "content-type") {
+		i = ctKey
+	} else if n := len(r.b.prefix); len(key) > n && (key[:n] == r.b.prefix || r.b.fold && strings.EqualFold(key[:n], r.b.prefix)) {
+		name := key[n:]
+		if r.b.fold {
+			name = strings.ToLower(name)
 		}
-		if i < 0 {
-			continue
-		}
-		if from[i] != "" {
+		i = binaryIndex(name)
+	}
+	if i < 0 {
+		return false
+	}
+	r.set(i, key, value)
+	return true
+}
+
+// ContentType takes the content type from a protocol property of its own,
+// such as AMQP's content-type.
+func (r *BinaryReader) ContentType(key, value string) { r.set(ctKey, key, value) }
+
+func (r *BinaryReader) set(i int, key, value string) {
+	if r.from[i] != "" {
+		if r.err == nil {
 			name := "datacontenttype"
 			if i < nBinaryAttrs {
 				name = binaryNames[i]
 			}
-			return baton.Event{}, binaryError("headers %q and %q both set attribute %q", from[i], k, name)
+			r.err = binaryError("headers %q and %q both set attribute %q", r.from[i], key, name)
 		}
-		from[i] = k
-		if i == ctKey {
-			e.DataContentType = v
-		} else {
-			vals[i] = v
-		}
+		return
 	}
+	r.from[i] = key
+	if i == ctKey {
+		r.e.DataContentType = value
+	} else {
+		r.vals[i] = value
+	}
+}
+
+// Partial is what the headers read so far say of the event, unchecked: its
+// type and id, for routing and naming a message that Event refuses.
+func (r *BinaryReader) Partial() baton.Event {
+	return baton.Event{ID: r.vals[bID], Type: r.vals[bType], CorrelationID: r.vals[bCorrelationID], Subject: r.vals[bSubject]}
+}
+
+// Event returns the event the headers and body make, and validates it. A
+// body of JSON content type (or none) must be JSON; a body of another
+// content type must be UTF-8 text and becomes a JSON string. Data is a copy
+// of body. As with Unmarshal, an event that fails only Validate comes with
+// the error.
+func (r *BinaryReader) Event(body []byte) (baton.Event, error) {
+	if r.err != nil {
+		return baton.Event{}, r.err
+	}
+	e, vals := r.e, &r.vals
 	e.ID = vals[bID]
 	e.Source = vals[bSource]
 	e.SpecVersion = vals[bSpecVersion]
@@ -164,16 +195,15 @@ func FromBinary(headers map[string]string, prefix string, body []byte) (baton.Ev
 	e.CorrelationID = vals[bCorrelationID]
 	e.CausationID = vals[bCausationID]
 	e.TraceParent = vals[bTraceParent]
-	e.ReplyTo = vals[bReplyTo]
 	if v := vals[bTime]; v != "" {
 		if err := e.Time.UnmarshalText([]byte(v)); err != nil {
-			return baton.Event{}, binaryError("header %q: %q is not an RFC 3339 time", from[bTime], v)
+			return baton.Event{}, binaryError("header %q: %q is not an RFC 3339 time", r.from[bTime], v)
 		}
 	}
 	if v := vals[bHops]; v != "" {
 		n, ok := parseInt(v)
 		if !ok {
-			return baton.Event{}, binaryError("header %q: %q is not an integer", from[bHops], v)
+			return baton.Event{}, binaryError("header %q: %q is not an integer", r.from[bHops], v)
 		}
 		e.Hops = n
 	}

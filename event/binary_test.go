@@ -10,6 +10,35 @@ import (
 	"github.com/batonhq/baton"
 )
 
+// toBinary and fromBinary map an event through the binding of prefix the
+// way a transport does, with a map standing for the protocol's headers.
+func toBinary(e baton.Event, prefix string) (map[string]string, []byte) {
+	h := map[string]string{}
+	bindingOf(prefix).Headers(&e, func(k, v string) { h[k] = v })
+	if e.DataContentType != "" {
+		h["content-type"] = e.DataContentType
+	}
+	return h, Body(&e)
+}
+
+func fromBinary(headers map[string]string, prefix string, body []byte) (baton.Event, error) {
+	r := bindingOf(prefix).Reader()
+	for k, v := range headers {
+		r.Header(k, v)
+	}
+	return r.Event(body)
+}
+
+func bindingOf(prefix string) *Binding {
+	switch prefix {
+	case AMQPPrefix:
+		return AMQP
+	case NATSPrefix:
+		return NATS
+	}
+	return newBinding(prefix, true)
+}
+
 func TestBinaryRoundTrip(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -36,15 +65,15 @@ func TestBinaryRoundTrip(t *testing.T) {
 				t.Parallel()
 				e := sample()
 				c.edit(&e)
-				headers, body := ToBinary(e, prefix)
+				headers, body := toBinary(e, prefix)
 				for k := range headers {
 					if k != "content-type" && !strings.HasPrefix(k, prefix) {
 						t.Errorf("header %q lacks prefix %q", k, prefix)
 					}
 				}
-				got, err := FromBinary(headers, prefix, body)
+				got, err := fromBinary(headers, prefix, body)
 				if err != nil {
-					t.Fatalf("FromBinary(%v, %q): %v", headers, body, err)
+					t.Fatalf("fromBinary(%v, %q): %v", headers, body, err)
 				}
 				sameEvent(t, got, e)
 			})
@@ -56,7 +85,7 @@ func TestToBinary(t *testing.T) {
 	t.Parallel()
 	e := sample()
 	e.Time = time.Date(2025, 1, 2, 4, 4, 5, 120000000, time.FixedZone("", 3600))
-	headers, body := ToBinary(e, NATSPrefix)
+	headers, body := toBinary(e, NATSPrefix)
 	want := map[string]string{
 		"ce-id":            e.ID,
 		"ce-source":        e.Source,
@@ -84,7 +113,7 @@ func TestToBinary(t *testing.T) {
 	}
 
 	// Empty attributes stay out; an empty specversion is sent as 1.0.
-	headers, body = ToBinary(baton.Event{ID: "1", Source: "s", Type: "a.v1"}, AMQPPrefix)
+	headers, body = toBinary(baton.Event{ID: "1", Source: "s", Type: "a.v1"}, AMQPPrefix)
 	want = map[string]string{"cloudEvents_id": "1", "cloudEvents_source": "s", "cloudEvents_type": "a.v1", "cloudEvents_specversion": "1.0"}
 	if len(headers) != len(want) || body != nil {
 		t.Errorf("minimal: got %v %q, want %v and no body", headers, body, want)
@@ -98,7 +127,7 @@ func TestToBinary(t *testing.T) {
 	// Text goes as its bytes.
 	e.DataContentType = "text/plain"
 	e.Data = json.RawMessage(`"a\nb"`)
-	if _, body := ToBinary(e, "x-"); string(body) != "a\nb" {
+	if _, body := toBinary(e, "x-"); string(body) != "a\nb" {
 		t.Errorf("text body = %q", body)
 	}
 }
@@ -109,7 +138,7 @@ func TestFromBinaryHeaderCase(t *testing.T) {
 		"CE-ID": "1", "Ce-Source": "s", "ce-SpecVersion": "1.0", "Ce-Type": "a.v1", "Ce-Hops": "2",
 		"Content-Type": "application/json", "X-Other": "ignored", "ce-myext": "ignored",
 	}
-	got, err := FromBinary(headers, NATSPrefix, []byte(`{"a":1}`))
+	got, err := fromBinary(headers, NATSPrefix, []byte(`{"a":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +146,7 @@ func TestFromBinaryHeaderCase(t *testing.T) {
 		DataContentType: "application/json", Data: json.RawMessage(`{"a":1}`)})
 
 	// AMQP property names are case-sensitive.
-	_, err = FromBinary(map[string]string{
+	_, err = fromBinary(map[string]string{
 		"CloudEvents_id": "1", "cloudEvents_source": "s", "cloudEvents_specversion": "1.0", "cloudEvents_type": "a.v1",
 	}, AMQPPrefix, nil)
 	wantInvalid(t, err, `missing required attribute "id"`)
@@ -153,7 +182,7 @@ func TestFromBinaryErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := base()
 			c.edit(h)
-			_, err := FromBinary(h, NATSPrefix, []byte(c.body))
+			_, err := fromBinary(h, NATSPrefix, []byte(c.body))
 			wantInvalid(t, err, c.want)
 		})
 	}
@@ -163,7 +192,7 @@ func TestFromBinaryText(t *testing.T) {
 	t.Parallel()
 	h := map[string]string{"ce-id": "1", "ce-source": "s", "ce-specversion": "1.0", "ce-type": "a.v1", "content-type": "text/plain; charset=utf-8"}
 	body := []byte("héllo \"world\"\n")
-	e, err := FromBinary(h, NATSPrefix, body)
+	e, err := fromBinary(h, NATSPrefix, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func Marshal(e baton.Event) ([]byte, error) {
 	}
 	// 256 covers the member names, quotes, time and hops.
 	n := 256 + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + len(e.DataContentType) +
-		len(e.DataSchema) + len(e.CorrelationID) + len(e.CausationID) + len(e.TraceParent) + len(e.ReplyTo) + len(e.Data)
+		len(e.DataSchema) + len(e.CorrelationID) + len(e.CausationID) + len(e.TraceParent) + len(e.Data)
 	b := make([]byte, 0, n+n/16)
 	b = append(b, `{"specversion":`...)
 	b = jsonx.AppendString(b, spec)
@@ -57,7 +57,6 @@ func Marshal(e baton.Event) ([]byte, error) {
 	b = appendMember(b, `,"correlationid":`, e.CorrelationID)
 	b = appendMember(b, `,"causationid":`, e.CausationID)
 	b = appendMember(b, `,"traceparent":`, e.TraceParent)
-	b = appendMember(b, `,"replyto":`, e.ReplyTo)
 	if e.Hops != 0 {
 		b = append(b, `,"hops":`...)
 		b = strconv.AppendInt(b, int64(e.Hops), 10)
@@ -243,11 +242,11 @@ type span struct {
 }
 
 // The string attributes, in the order of attrNames.
-const nStringAttrs = 11
+const nStringAttrs = 10
 
 var attrNames = [nStringAttrs]string{
 	"id", "source", "specversion", "type", "subject",
-	"datacontenttype", "dataschema", "correlationid", "causationid", "traceparent", "replyto",
+	"datacontenttype", "dataschema", "correlationid", "causationid", "traceparent",
 }
 
 func attrIndex(key []byte) int {
@@ -273,8 +272,6 @@ func attrIndex(key []byte) int {
 		return 8
 	case "traceparent":
 		return 9
-	case "replyto":
-		return 10
 	}
 	return -1
 }
@@ -299,10 +296,8 @@ func attrField(e *baton.Event, i int) *string {
 		return &e.CorrelationID
 	case 8:
 		return &e.CausationID
-	case 9:
-		return &e.TraceParent
 	default:
-		return &e.ReplyTo
+		return &e.TraceParent
 	}
 }
 

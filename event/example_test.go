@@ -45,19 +45,28 @@ func ExampleMarshal() {
 	// order.placed.v1 ORDER-101 {"total":39.98} <nil>
 }
 
-func ExampleToBinary() {
+func ExampleBinding() {
 	e := baton.Event{ID: "1", Source: "/s", SpecVersion: "1.0", Type: "order.placed.v1", Hops: 2,
 		DataContentType: "application/json", Data: json.RawMessage(`{"total":39.98}`)}
-	headers, body := event.ToBinary(e, event.NATSPrefix)
-	fmt.Println(headers["ce-type"], headers["ce-hops"], headers["content-type"], string(body))
+	// A transport sets its native headers directly.
+	h := map[string][]string{} // a nats.Header
+	event.NATS.Headers(&e, func(k, v string) { h[k] = []string{v} })
+	h["content-type"] = []string{e.DataContentType}
+	body := event.Body(&e)
+	fmt.Println(h["ce-type"], h["ce-hops"], h["content-type"], string(body))
 
-	back, err := event.FromBinary(map[string]string{
+	// And reads them back the same way, here as a plain client sent them.
+	r := event.NATS.Reader()
+	for k, v := range map[string]string{
 		"Ce-Id": "1", "Ce-Source": "/s", "Ce-Specversion": "1.0", "Ce-Type": "order.placed.v1",
 		"Content-Type": "application/json",
-	}, event.NATSPrefix, body)
+	} {
+		r.Header(k, v)
+	}
+	back, err := r.Event(body)
 	fmt.Println(back.ID, back.Type, string(back.Data), err)
 	// Output:
-	// order.placed.v1 2 application/json {"total":39.98}
+	// [order.placed.v1] [2] [application/json] {"total":39.98}
 	// 1 order.placed.v1 {"total":39.98} <nil>
 }
 

@@ -3,6 +3,7 @@ package event
 import (
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/batonhq/baton"
@@ -18,7 +19,7 @@ const DefaultMaxSize = 1 << 20 // 1 MiB
 // no string attribute may hold invalid UTF-8 or a control character
 // (CloudEvents 1.0 excludes U+0000-U+001F and U+007F-U+009F from its String
 // type; it also keeps binary-mode headers safe). Time may be zero. Data is not
-// inspected: Unmarshal and FromBinary guarantee it is JSON, Marshal checks it.
+// inspected: Unmarshal and BinaryReader guarantee it is JSON, Marshal checks it.
 func Validate(e baton.Event) error {
 	return validate(&e, e.SpecVersion)
 }
@@ -61,7 +62,6 @@ func validate(e *baton.Event, specVersion string) error {
 		{"correlationid", e.CorrelationID},
 		{"causationid", e.CausationID},
 		{"traceparent", e.TraceParent},
-		{"replyto", e.ReplyTo},
 	} {
 		if reason := badString(a.value); reason != "" {
 			return invalidf("invalid attribute %q: %s", a.name, reason)
@@ -124,4 +124,29 @@ func CheckSize(n, max int) error {
 			"event is %d bytes, over the %d-byte limit (raise MaxEventSize to allow it)", n, max)
 	}
 	return nil
+}
+
+// CheckData refuses an event whose data is not JSON: Baton carries JSON
+// data (text, of a non-JSON content type, as a JSON string), and a
+// consumer's transport would refuse it.
+func CheckData(e baton.Event) error {
+	if len(e.Data) > 0 && !validJSON(e.Data) {
+		return baton.Errorf(baton.Invalid, "check data", "data of %s %s is not valid JSON", e.Type, e.ID)
+	}
+	return nil
+}
+
+// Size is what MaxEventSize limits: the bytes of e's data and attribute
+// values, about what it takes on the wire in binary mode (header names and
+// framing aside). It is measured without encoding the event.
+func Size(e baton.Event) int {
+	n := len(e.Data) + len(e.ID) + len(e.Source) + len(e.SpecVersion) + len(e.Type) + len(e.Subject) +
+		len(e.DataContentType) + len(e.DataSchema) + len(e.CorrelationID) + len(e.CausationID) + len(e.TraceParent)
+	if !e.Time.IsZero() {
+		n += len(time.RFC3339Nano)
+	}
+	if e.Hops != 0 {
+		n += 4
+	}
+	return n
 }

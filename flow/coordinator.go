@@ -604,7 +604,14 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 				}
 				msgs := make([]bus.Message, 0, end-start)
 				for _, p := range pending[start:end] {
-					msgs = append(msgs, bus.Message{Type: p.Type, ID: p.Outbound.ID, Body: p.Body})
+					m, perr := bus.ParseRecord(p.Body)
+					if perr != nil {
+						// Written by a coordinator of another version: it
+						// cannot be sent, and is dropped with a word.
+						c.cfg.Logger.Error("coordinator: an outbox message is not a bus record; dropping it", "id", p.Outbound.ID, "type", p.Type, "err", perr)
+						continue
+					}
+					msgs = append(msgs, m)
 				}
 				if group != "" {
 					err = c.cfg.Transport.PublishTo(work, group, msgs...)
@@ -670,16 +677,16 @@ func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
 	}
 }
 
-// deliver routes one message: a step's reply (its causation id names the
-// command), or an external event for the runs waiting for its type.
+// deliver routes one message: a step's reply (its metadata names the run
+// and step), or an external event for the runs waiting for its type.
 // It reports whether the delivery was acknowledged with the transition.
 func (c *Coordinator) deliver(ctx context.Context, d bus.Delivery) (bool, error) {
-	e, err := event.Unmarshal(d.Body)
-	if err != nil {
-		c.cfg.Logger.Warn("coordinator: dropping an undecodable message", "type", d.Type, "err", err)
+	if d.Err != nil {
+		c.cfg.Logger.Warn("coordinator: dropping an undecodable message", "type", d.Type, "err", d.Err)
 		return false, nil
 	}
-	if runID, path, attempt, ok := parseCommandID(e.CausationID); ok {
+	e := d.Event
+	if runID, path, attempt, ok := replyTo(d.Meta); ok {
 		_, acked, err := c.transitionAcking(ctx, runID, func(x *exec) error {
 			x.reply(path, attempt, e)
 			return nil

@@ -28,9 +28,15 @@ type exec struct {
 
 	changed bool
 	ended   bool // the transition ended the run
-	out     []store.Outbound
+	out     []command
 	calls   []pendingCall
 	notes   []Notification
+}
+
+// command is a message a transition sends, with the step it is for.
+type command struct {
+	store.Outbound
+	path string
 }
 
 type pendingCall struct {
@@ -65,34 +71,47 @@ func (c *Coordinator) exec(run *store.Run, f *Flow, now time.Time) *exec {
 // sending returns the commands to send, less those of steps the same
 // transition abandoned (the losing branches of a first-wins join).
 func (x *exec) sending() []store.Outbound {
-	out := x.out[:0:0]
-	for _, m := range x.out {
-		if _, path, _, ok := parseCommandID(m.ID); ok {
-			if st := x.run.Steps[path]; st != nil && st.Status == store.StepSkipped {
-				continue
-			}
+	out := make([]store.Outbound, 0, len(x.out))
+	for _, c := range x.out {
+		if st := x.run.Steps[c.path]; st != nil && st.Status == store.StepSkipped {
+			continue
 		}
-		out = append(out, m)
+		out = append(out, c.Outbound)
 	}
 	return out
 }
 
-// commandID names the event a step's attempt sends; the reply's causation
-// id carries it back.
+// commandID names the event a step's attempt sends: derived from the run,
+// the step and the attempt, so that a transition sent again after a crash
+// sends the same id, which the service's inbox skips. Nothing parses it:
+// the reply finds its step by the command's metadata, which the service's
+// runtime copies onto it (see stepMeta).
 func commandID(runID, path string, attempt int) string {
 	return runID + "/" + path + "#" + strconv.Itoa(attempt)
 }
 
-func parseCommandID(id string) (runID, path string, attempt int, ok bool) {
-	slash, hash := strings.IndexByte(id, '/'), strings.LastIndexByte(id, '#')
-	if !strings.HasPrefix(id, "r-") || slash < 0 || hash < slash {
+// The coordinator's metadata on a step's command, besides bus.MetaReplyTo
+// and bus.MetaRun; a reply comes back with all of them but MetaReplyTo.
+const (
+	metaStep    = "step"    // the step's path in the flow
+	metaAttempt = "attempt" // the attempt of the step, from 1
+)
+
+// stepMeta routes a step's command: the reply goes to group, and says which
+// run, step and attempt it answers.
+func stepMeta(group, runID, path string, attempt int) map[string]string {
+	return map[string]string{bus.MetaReplyTo: group, bus.MetaRun: runID, metaStep: path, metaAttempt: strconv.Itoa(attempt)}
+}
+
+// replyTo reads the run, step and attempt a reply answers from its
+// metadata; ok is false for a message that is not a reply.
+func replyTo(meta map[string]string) (runID, path string, attempt int, ok bool) {
+	runID, path = meta[bus.MetaRun], meta[metaStep]
+	n, err := strconv.Atoi(meta[metaAttempt])
+	if runID == "" || path == "" || err != nil {
 		return "", "", 0, false
 	}
-	n, err := strconv.Atoi(id[hash+1:])
-	if err != nil {
-		return "", "", 0, false
-	}
-	return id[:slash], id[slash+1 : hash], n, true
+	return runID, path, n, true
 }
 
 // advance walks the run, finishes it when its steps are over, and sets
@@ -341,7 +360,7 @@ func (x *exec) attempt(s *Step, path string, st *store.StepState) {
 		x.fail(path, st, err.Error())
 		return
 	}
-	x.out = append(x.out, msg)
+	x.out = append(x.out, command{Outbound: msg, path: path})
 }
 
 // command builds the event a Send step's attempt sends.
@@ -371,15 +390,18 @@ func (x *exec) command(s *Step, path string, attempt int) (store.Outbound, error
 	e := baton.Event{
 		ID: commandID(x.run.ID, path, attempt), Source: "baton.flow/" + x.f.Name, SpecVersion: baton.SpecVersion,
 		Type: typ, Subject: x.run.Key, Time: x.now, DataContentType: "application/json",
-		// bus.Replay recognises a step's command by its causation id (the
-		// run) and its ReplyTo, and refuses it once the run has ended.
-		CorrelationID: x.run.Key, CausationID: x.run.ID, ReplyTo: x.c.cfg.Group, Data: data,
+		CorrelationID: x.run.Key, CausationID: x.run.ID, Data: data,
 	}
-	body, err := event.Marshal(e)
-	if err != nil {
+	if err := event.Validate(e); err != nil {
 		return store.Outbound{}, fmt.Errorf("send %s: %w", typ, err)
 	}
-	return store.Outbound{Group: group, Type: typ, ID: e.ID, Body: body}, nil
+	if err := event.CheckData(e); err != nil {
+		return store.Outbound{}, fmt.Errorf("send %s: %w", typ, err)
+	}
+	// bus.Replay recognises a step's command by its metadata (the run, the
+	// group to reply to), and refuses it once the run has ended.
+	m := bus.Message{Event: e, Meta: stepMeta(x.c.cfg.Group, x.run.ID, path, attempt)}
+	return store.Outbound{Group: group, Type: typ, ID: e.ID, Body: bus.AppendRecord(make([]byte, 0, bus.RecordSize(m)), m)}, nil
 }
 
 func (x *exec) parallel(s *Step, path string, st *store.StepState) status {

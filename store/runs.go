@@ -76,7 +76,9 @@ type Run struct {
 }
 
 // Outbound is a message a run transition sends: to one consumer group, or,
-// with Group empty, to every group whose patterns match its type.
+// with Group empty, to every group whose patterns match its type. Body is
+// the message as bus.AppendRecord writes it, which a store keeps as it is
+// (a store that is also the transport queues it).
 type Outbound struct {
 	Group string `json:"group,omitempty"`
 	Type  string `json:"type"`

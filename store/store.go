@@ -126,12 +126,16 @@ type DeadLetter struct {
 	ID            string    `json:"id"` // assigned by the store
 	Group         string    `json:"group"`
 	Type          string    `json:"type"`    // the message's routing type
-	Body          []byte    `json:"body"`    // the message as received
+	Body          []byte    `json:"body"`    // the message as received; an event in structured mode
 	EventID       string    `json:"eventid"` // empty when the body did not decode
 	CorrelationID string    `json:"correlationid,omitempty"`
 	Attempts      int       `json:"attempts"`
 	Reason        string    `json:"reason"`
 	Time          time.Time `json:"time"`
+	// Meta is the message's metadata (see bus.Message): a replay sends it
+	// again with the body, so that a step's command still answers its
+	// coordinator.
+	Meta map[string]string `json:"meta,omitempty"`
 }
 
 // DeadLetters is the dead-letter queue of every group.

@@ -2,9 +2,11 @@ package embedded
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/store"
 )
@@ -18,6 +20,10 @@ func open(t testing.TB) *Backend {
 	return b
 }
 
+func msg(typ, id string) bus.Message {
+	return bus.Message{Event: baton.Event{Type: typ, ID: id, Source: "test", SpecVersion: baton.SpecVersion, Data: json.RawMessage("{}")}}
+}
+
 func TestPublishReceiveAck(t *testing.T) {
 	b := open(t)
 	ctx := context.Background()
@@ -26,7 +32,7 @@ func TestPublishReceiveAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3000 {
-		if err := b.Publish(ctx, bus.Message{Type: "a.b.v1", ID: fmt.Sprint(i), Body: []byte("{}")}); err != nil {
+		if err := b.Publish(ctx, msg("a.b.v1", fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,7 +67,7 @@ func TestReadsAfterClose(t *testing.T) {
 	if _, err := b.History(ctx, "x"); err == nil {
 		t.Error("History after Close: no error")
 	}
-	if err := b.Publish(ctx, bus.Message{Type: "a.b.v1", Body: []byte("{}")}); err == nil {
+	if err := b.Publish(ctx, msg("a.b.v1", "")); err == nil {
 		t.Error("Publish after Close: no error")
 	}
 }
@@ -87,12 +93,12 @@ func TestDeliveriesSayWhetherTheyCanRepeat(t *testing.T) {
 		}
 		return d
 	}
-	if err := b.Publish(ctx, bus.Message{Type: "a.in.v1", ID: "in", Body: []byte("{}")}); err != nil {
+	if err := b.Publish(ctx, msg("a.in.v1", "in")); err != nil {
 		t.Fatal(err)
 	}
 	in := receive("a published event", false)
 	err = b.Commit(ctx, bus.Commit{Group: "g", Delivery: &in, Handled: "in",
-		Publish: []bus.Message{{Type: "a.out.v1", ID: "out", Body: []byte("{}")}}})
+		Publish: []bus.Message{msg("a.out.v1", "out")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +108,12 @@ func TestDeliveriesSayWhetherTheyCanRepeat(t *testing.T) {
 	}
 	sub.Ack(ctx, receive("a retry of a handler's output", true))
 	run := store.Run{ID: "r-1", Flow: "f", Version: 1, Key: "k", Status: store.RunRunning}
-	cmd := store.Outbound{Group: "g", Type: "a.cmd.v1", ID: "r-1/step#1", Body: []byte("{}")}
+	cmd := store.Outbound{Group: "g", Type: "a.cmd.v1", ID: "r-1/step#1", Body: bus.AppendRecord(nil, msg("a.cmd.v1", "r-1/step#1"))}
 	if _, _, err := b.CreateRun(ctx, run, []store.Outbound{cmd}); err != nil {
 		t.Fatal(err)
 	}
 	sub.Ack(ctx, receive("a run's command", true))
-	if err := b.PublishTo(ctx, "g", bus.Message{Type: "a.out.v1", ID: "out", Body: []byte("{}")}); err != nil {
+	if err := b.PublishTo(ctx, "g", msg("a.out.v1", "out")); err != nil {
 		t.Fatal(err)
 	}
 	sub.Ack(ctx, receive("a replayed dead letter", false))

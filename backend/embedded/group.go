@@ -185,7 +185,9 @@ func (s *subscription) Receive(ctx context.Context) (bus.Delivery, error) {
 			g.mu.Unlock()
 			// What a handler's commit or a run's transition wrote is written
 			// once; only what came from outside can repeat an event.
-			return bus.Delivery{Message: rec.msg, Attempt: rec.attempt, Unique: !rec.external, Ref: inf}, nil
+			d := rec.delivery()
+			d.Attempt, d.Unique, d.Ref = rec.attempt, !rec.external, inf
+			return d, nil
 		}
 		g.mu.Unlock()
 		select {

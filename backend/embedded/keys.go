@@ -134,6 +134,11 @@ func upperBound(p []byte) []byte {
 
 // record is a message in a queue: its delivery attempt, whether it came
 // from outside (a Publish rather than a handler's commit), and the message.
+// On disk it is the attempt (uvarint), the external flag (a byte) and the
+// message's bus record: a compact binary encoding of its attributes,
+// metadata and data, not a JSON envelope, so that writing it is one copy
+// and reading it one pass. A message still in memory when its group takes
+// it is handed on as it was published, not read back at all.
 type record struct {
 	seq      uint64
 	attempt  int
@@ -142,19 +147,16 @@ type record struct {
 }
 
 func encodeRecord(rec record) []byte {
-	m := rec.msg
-	b := make([]byte, 0, 3*binary.MaxVarintLen32+1+len(m.Type)+len(m.ID)+len(m.Body))
+	b := appendRecordHead(make([]byte, 0, binary.MaxVarintLen32+1+bus.RecordSize(rec.msg)), rec)
+	return bus.AppendRecord(b, rec.msg)
+}
+
+func appendRecordHead(b []byte, rec record) []byte {
 	b = binary.AppendUvarint(b, uint64(rec.attempt))
 	if rec.external {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
+		return append(b, 1)
 	}
-	b = binary.AppendUvarint(b, uint64(len(m.Type)))
-	b = append(b, m.Type...)
-	b = binary.AppendUvarint(b, uint64(len(m.ID)))
-	b = append(b, m.ID...)
-	return append(b, m.Body...)
+	return append(b, 0)
 }
 
 var errCorrupt = errors.New("corrupt queue record")
@@ -170,14 +172,19 @@ func decodeRecord(seq uint64, b []byte) (record, error) {
 		return r, errCorrupt
 	}
 	r.external, b = b[0] == 1, b[1:]
-	var s [2]string
-	for i := range s {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
-			return r, errCorrupt
-		}
-		s[i], b = string(b[n:n+int(l)]), b[n+int(l):]
+	m, err := bus.ParseRecord(b)
+	if err != nil {
+		return r, errCorrupt
 	}
-	r.msg = bus.Message{Type: s[0], ID: s[1], Body: append([]byte(nil), b...)}
+	r.msg = m
 	return r, nil
+}
+
+// delivery is what a consumer is handed for rec: the message as it is, or,
+// for raw bytes, what they read as in structured mode.
+func (rec *record) delivery() bus.Delivery {
+	if rec.msg.Raw != nil {
+		return bus.Structured(rec.msg.Type, rec.msg.ID, rec.msg.Raw, rec.msg.Meta)
+	}
+	return bus.Delivery{Message: rec.msg}
 }

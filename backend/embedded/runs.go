@@ -81,7 +81,10 @@ func (b *Backend) CreateRun(ctx context.Context, r store.Run, out []store.Outbou
 		got, err := b.Run(ctx, string(id))
 		return got, false, err
 	}
-	msgs := encodeOutbound(out)
+	msgs, err := encodeOutbound(out)
+	if err != nil {
+		return r, false, err
+	}
 	var existing []byte
 	err = b.write(func(w *round) error {
 		id, ok, err := w.readAfter(bk, pre, nil, false)
@@ -168,9 +171,12 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 		r.Updated = b.now()
 	}
 	doc := store.AppendRun(nil, &r)
-	msgs := encodeOutbound(out)
+	msgs, err := encodeOutbound(out)
+	if err != nil {
+		return r, err
+	}
 	rk := runRevKey(r.ID)
-	err := b.write(func(w *round) error {
+	err = b.write(func(w *round) error {
 		got, wake, ok, err := w.revision(r.ID)
 		if err != nil {
 			return err
@@ -266,13 +272,21 @@ type outbound struct {
 	val   []byte
 }
 
-func encodeOutbound(out []store.Outbound) []outbound {
+// encodeOutbound makes queue records of what a run transition sends. A
+// body is a bus record already (flow writes them so), which the queue
+// record holds as it is; it is read once, for the group that takes it from
+// memory.
+func encodeOutbound(out []store.Outbound) ([]outbound, error) {
 	msgs := make([]outbound, len(out))
 	for i, o := range out {
-		rec := record{attempt: 1, msg: bus.Message{Type: o.Type, ID: o.ID, Body: o.Body}}
-		msgs[i] = outbound{group: o.Group, rec: rec, val: encodeRecord(rec)}
+		m, err := bus.ParseRecord(o.Body)
+		if err != nil {
+			return nil, baton.Errorf(baton.Invalid, "send "+o.ID, "the body is not a bus record: %w", err)
+		}
+		rec := record{attempt: 1, msg: m}
+		msgs[i] = outbound{group: o.Group, rec: rec, val: append(appendRecordHead(make([]byte, 0, len(o.Body)+binary.MaxVarintLen32+1), rec), o.Body...)}
 	}
-	return msgs
+	return msgs, nil
 }
 
 // send enqueues outbound messages: to their group, declared if need be, or

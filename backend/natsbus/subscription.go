@@ -203,11 +203,9 @@ func (s *subscription) deliver(m jetstream.Msg) (bus.Delivery, error) {
 	if !ok {
 		typ = strings.TrimPrefix(subject, s.b.directedPrefix(s.group))
 	}
-	return bus.Delivery{
-		Message: decode(typ, m.Headers(), m.Data()),
-		Attempt: attempt,
-		Ref:     m,
-	}, nil
+	d := decode(typ, m.Headers(), m.Data())
+	d.Attempt, d.Ref = attempt, m
+	return d, nil
 }
 
 func (s *subscription) settle(d bus.Delivery, op string) (jetstream.Msg, error) {

@@ -19,42 +19,77 @@ const (
 	headerID = "baton-id"
 )
 
-// encode maps m to a NATS message on subject: CloudEvents binary mode ("ce-"
-// headers, data as the body) when m.Body is a valid event, else the body as
-// it is with headerRaw set.
+// metaPrefix starts the headers that carry a message's metadata
+// (bus.Message.Meta): "baton-replyto", "baton-run" and so on.
+const metaPrefix = "baton-"
+
+// encode maps m to a NATS message on subject in one step: CloudEvents
+// binary mode ("ce-" headers, event.NATS; data as the body) with the
+// metadata in headers of its own, or, for raw bytes, the bytes as they are
+// with headerRaw set.
 func encode(subject string, m bus.Message) *nats.Msg {
-	msg := &nats.Msg{Subject: subject, Header: nats.Header{}}
-	e, err := event.Unmarshal(m.Body)
-	if err != nil {
-		msg.Header[headerRaw] = []string{"1"}
+	// Headers are set directly: nats.Header.Set would turn "ce-id" into
+	// "Ce-Id", and the binding's names are lower-case.
+	h := make(nats.Header, 12+len(m.Meta))
+	msg := &nats.Msg{Subject: subject, Header: h}
+	for k, v := range m.Meta {
+		h[metaPrefix+k] = []string{v}
+	}
+	if m.Raw != nil {
+		h[headerRaw] = []string{"1"}
 		if m.ID != "" {
-			msg.Header[headerID] = []string{m.ID}
+			h[headerID] = []string{m.ID}
 		}
-		msg.Data = m.Body
+		msg.Data = m.Raw
 		return msg
 	}
-	headers, body := event.ToBinary(e, event.NATSPrefix)
-	for k, v := range headers {
-		// Set directly: nats.Header.Set would turn "ce-id" into "Ce-Id",
-		// and the binding's names are lower-case.
-		msg.Header[k] = []string{v}
+	event.NATS.Headers(&m.Event, func(k, v string) { h[k] = []string{v} })
+	if m.DataContentType != "" {
+		h["content-type"] = []string{m.DataContentType}
 	}
-	msg.Data = body
+	msg.Data = event.Body(&m.Event)
 	return msg
 }
 
-// decode rebuilds the message a NATS message carries, for a delivery of type
-// typ. Binary mode becomes structured JSON again; a message in structured
-// mode (content-type application/cloudevents+json) and a raw one are handed
-// on as they are. A binary message that does not make a valid event is
-// handed on as the structured JSON of what it holds, so that decoding it
-// fails with the reason and the consumer dead-letters it with its id.
-func decode(typ string, header nats.Header, data []byte) bus.Message {
-	out := bus.Message{Type: typ}
+// decode reads the event a NATS message carries, for a delivery of type
+// typ, in one step. A message in structured mode (content-type
+// application/cloudevents+json) and a raw one are read as structured JSON.
+// A binary message that does not make a valid event is handed on with the
+// error and, as its body, the structured JSON of what it holds, so that its
+// dead letter shows its attributes.
+func decode(typ string, header nats.Header, data []byte) bus.Delivery {
+	var meta map[string]string
+	for k, v := range header {
+		if len(v) == 0 || k == headerRaw || k == headerID || !strings.HasPrefix(k, metaPrefix) {
+			continue
+		}
+		if meta == nil {
+			meta = make(map[string]string, 4)
+		}
+		meta[k[len(metaPrefix):]] = v[0]
+	}
 	if len(header[headerRaw]) > 0 {
-		out.ID = first(header, headerID)
-		out.Body = data
-		return out
+		return bus.Structured(typ, first(header, headerID), data, meta)
+	}
+	r := event.NATS.Reader()
+	ct := ""
+	for k, v := range header {
+		if len(v) > 0 && r.Header(k, v[0]) && strings.EqualFold(k, "content-type") {
+			ct = v[0]
+		}
+	}
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	if strings.EqualFold(strings.TrimSpace(ct), event.ContentType) {
+		return bus.Structured(typ, "", data, meta)
+	}
+	e, err := r.Event(data)
+	if err == nil {
+		return bus.Delivery{Message: bus.Message{Event: e, Meta: meta}}
+	}
+	if e.ID == "" && e.Type == "" {
+		e = r.Partial()
 	}
 	headers := make(map[string]string, len(header))
 	for k, v := range header {
@@ -62,32 +97,11 @@ func decode(typ string, header nats.Header, data []byte) bus.Message {
 			headers[k] = v[0]
 		}
 	}
-	ct := ""
-	for k, v := range headers {
-		if strings.EqualFold(k, "content-type") {
-			ct = v
-		}
+	d := bus.Delivery{Message: bus.Message{Event: e, Meta: meta, Raw: structured(headers, data)}, Err: err}
+	if d.Type == "" {
+		d.Type = typ
 	}
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	if strings.EqualFold(strings.TrimSpace(ct), event.ContentType) {
-		out.Body = data
-		if e, err := event.Unmarshal(data); err == nil || e.ID != "" {
-			out.ID = e.ID
-		}
-		return out
-	}
-	e, err := event.FromBinary(headers, event.NATSPrefix, data)
-	if err == nil {
-		if body, err := event.Marshal(e); err == nil {
-			out.ID, out.Body = e.ID, body
-			return out
-		}
-	}
-	out.ID = attr(headers, "id")
-	out.Body = structured(headers, data)
-	return out
+	return d
 }
 
 // structured writes the attributes of headers and data as a structured
@@ -141,17 +155,6 @@ func isInt(s string) bool {
 		}
 	}
 	return true
-}
-
-// attr returns the value of the CloudEvents attribute name in headers, in
-// any case.
-func attr(headers map[string]string, name string) string {
-	for k, v := range headers {
-		if strings.EqualFold(k, event.NATSPrefix+name) {
-			return v
-		}
-	}
-	return ""
 }
 
 func first(h nats.Header, key string) string {

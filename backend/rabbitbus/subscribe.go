@@ -259,13 +259,13 @@ func (s *subscription) handOut(ctx context.Context, d *amqp.Delivery, gen uint64
 	}
 	s.pending[d.DeliveryTag] = true
 	s.mu.Unlock()
-	m := decode(d, s.b.cfg.Namespace)
-	r := &ref{s: s, gen: gen, ch: ch, d: *d, typ: m.Type, attempt: attempt(d.Headers)}
-	dl := bus.Delivery{Message: m, Attempt: r.attempt, Ref: r}
+	dl := decode(d, s.b.cfg.Namespace)
+	r := &ref{s: s, gen: gen, ch: ch, d: *d, typ: dl.Type, attempt: attempt(d.Headers)}
+	dl.Attempt, dl.Ref = r.attempt, r
 	if due, ok := d.Headers[headerDue].(int64); ok {
 		if wait := time.Until(time.UnixMilli(due)); wait > 0 {
 			if err := s.delay(ctx, r, r.attempt, wait); err != nil {
-				s.b.log.Warn("could not hold back a message that is not due yet; handing it out early", "group", s.group, "event", m.ID, "err", err)
+				s.b.log.Warn("could not hold back a message that is not due yet; handing it out early", "group", s.group, "event", dl.ID, "err", err)
 				return dl, true
 			}
 			return bus.Delivery{}, false

@@ -27,79 +27,99 @@ const (
 	headerDue = "baton_due"
 )
 
-// encode turns a structured-mode message into a persistent AMQP message in
-// binary mode.
+// metaPrefix starts the application properties that carry a message's
+// metadata (bus.Message.Meta): "baton-replyto", "baton-run" and so on.
+const metaPrefix = "baton-"
+
+// encode maps m to a persistent AMQP message in CloudEvents binary mode, in
+// one step: each attribute an application property (event.AMQP),
+// datacontenttype the content-type property, data the body, and the
+// metadata properties of their own. Raw bytes go in structured mode, as
+// they are.
 func encode(m bus.Message) amqp.Publishing {
 	p := amqp.Publishing{
 		DeliveryMode: amqp.Persistent,
 		MessageId:    m.ID,
 		Type:         m.Type,
 	}
-	e, err := event.Unmarshal(m.Body)
-	if err != nil {
-		p.Headers = amqp.Table{headerRaw: true}
-		p.ContentType = event.ContentType
-		p.Body = m.Body
-		return p
-	}
-	h, body := event.ToBinary(e, event.AMQPPrefix)
-	t := make(amqp.Table, len(h))
-	for k, v := range h {
-		if k == "content-type" {
-			// The AMQP binding maps datacontenttype to the content-type
-			// property, not to an application property.
-			p.ContentType = v
-			continue
-		}
-		t[k] = v
+	t := make(amqp.Table, 12+len(m.Meta))
+	for k, v := range m.Meta {
+		t[metaPrefix+k] = v
 	}
 	p.Headers = t
-	p.Body = body
+	if m.Raw != nil {
+		t[headerRaw] = true
+		p.ContentType = event.ContentType
+		p.Body = m.Raw
+		return p
+	}
+	event.AMQP.Headers(&m.Event, func(k, v string) { t[k] = v })
+	// The AMQP binding maps datacontenttype to the content-type property,
+	// not to an application property.
+	p.ContentType = m.DataContentType
+	p.Body = event.Body(&m.Event)
 	return p
 }
 
-// decode turns a delivery back into a structured-mode message. What cannot
-// be read as an event is handed over as it came, with whatever type and id
-// its properties name, for the runtime to dead-letter.
-func decode(d *amqp.Delivery, namespace string) bus.Message {
-	m := bus.Message{Type: d.Type, ID: d.MessageId}
-	if m.Type == "" && d.Exchange == namespace {
-		m.Type = d.RoutingKey
+// decode reads a delivery's event from its properties and body, in one
+// step. What cannot be read as an event is handed on with the error, the
+// body as it came, and whatever type and id its properties name, for the
+// runtime to dead-letter.
+func decode(d *amqp.Delivery, namespace string) bus.Delivery {
+	typ := d.Type
+	if typ == "" && d.Exchange == namespace {
+		typ = d.RoutingKey
+	}
+	var meta map[string]string
+	r := event.AMQP.Reader()
+	for k, v := range d.Headers {
+		switch {
+		case strings.HasPrefix(k, event.AMQPPrefix):
+			r.Header(k, headerString(v))
+		case strings.HasPrefix(k, metaPrefix):
+			if meta == nil {
+				meta = make(map[string]string, 4)
+			}
+			meta[k[len(metaPrefix):]] = headerString(v)
+		}
 	}
 	if isRaw(d) {
-		m.Body = d.Body
-		return m
-	}
-	h := make(map[string]string, len(d.Headers)+1)
-	for k, v := range d.Headers {
-		if !strings.HasPrefix(k, event.AMQPPrefix) {
-			continue
-		}
-		switch v := v.(type) {
-		case string:
-			h[k] = v
-		case []byte:
-			h[k] = string(v)
-		default:
-			h[k] = fmt.Sprint(v)
-		}
+		return bus.Structured(typ, d.MessageId, d.Body, meta)
 	}
 	if d.ContentType != "" {
-		h["content-type"] = d.ContentType
+		r.ContentType("content-type", d.ContentType)
 	}
-	if e, err := event.FromBinary(h, event.AMQPPrefix, d.Body); err == nil {
-		if body, err := event.Marshal(e); err == nil {
-			return bus.Message{Type: e.Type, ID: e.ID, Body: body}
-		}
+	e, err := r.Event(d.Body)
+	if err == nil {
+		return bus.Delivery{Message: bus.Message{Event: e, Meta: meta}}
 	}
-	if t := h[event.AMQPPrefix+"type"]; t != "" {
-		m.Type = t
+	if e.ID == "" && e.Type == "" {
+		e = r.Partial()
 	}
-	if id := h[event.AMQPPrefix+"id"]; id != "" {
-		m.ID = id
+	dl := bus.Delivery{Message: bus.Message{Event: e, Meta: meta, Raw: d.Body}, Err: err}
+	if dl.Type == "" {
+		dl.Type = typ
 	}
-	m.Body = d.Body
-	return m
+	if dl.ID == "" {
+		dl.ID = d.MessageId
+	}
+	if dl.Raw == nil {
+		dl.Raw = []byte{}
+	}
+	return dl
+}
+
+// headerString reads an application property as text: plain clients may
+// send attributes as byte arrays or numbers.
+func headerString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	default:
+		return fmt.Sprint(v)
+	}
 }
 
 // isRaw reports whether d is in structured mode: published raw by Baton, or
