@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,7 +32,7 @@ func TestMalformedJSONIsDeadLettered(t *testing.T) {
 			b := openMemory(t)
 			orders := newRecorder()
 			rt := run(t, b, bus.Config{}, ordersService(orders.handle))
-			bad := bus.Message{Type: "order.placed.v1", Body: []byte(tc.body)}
+			bad := bus.Message{Event: baton.Event{Type: "order.placed.v1"}, Raw: []byte(tc.body)}
 			good := around(t, rt, func() {
 				if err := b.Publish(t.Context(), bad); err != nil {
 					t.Fatalf("publish raw message: %v", err)
@@ -39,7 +40,7 @@ func TestMalformedJSONIsDeadLettered(t *testing.T) {
 			})
 
 			dl := waitDead(t, b, 1)[0]
-			checkDead(t, dl, "orders", "order.placed.v1", bad.Body, 1, "malformed JSON")
+			checkDead(t, dl, "orders", "order.placed.v1", bad.Raw, 1, "malformed JSON")
 			wantDeadStats(t, rt, bus.ReasonMalformed)
 			checkJournaled(t, b, dl)
 			orders.wait(t, good...)
@@ -73,7 +74,7 @@ func TestMissingRequiredAttributeIsDeadLettered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bad := bus.Message{Type: "order.placed.v1", Body: body}
+			bad := bus.Message{Event: baton.Event{Type: "order.placed.v1"}, Raw: body}
 			if id, ok := members["id"].(string); ok {
 				bad.ID = id
 			}
@@ -155,6 +156,9 @@ func TestUnsupportedTypeOrVersionIsDeadLettered(t *testing.T) {
 		takes  []string // the handlers' types, in declaration order
 		bad    func(t *testing.T) bus.Message
 		reason []string
+		// deadType is the type the dead letter names, when not the one
+		// the message was routed by: the type of the event it holds.
+		deadType string
 	}{
 		{
 			name:  "unknown version",
@@ -181,7 +185,8 @@ func TestUnsupportedTypeOrVersionIsDeadLettered(t *testing.T) {
 				m.Type = "order.placed.v1"
 				return m
 			},
-			reason: []string{"service orders has no handler for order.cancelled.v1", "it handles order.placed.v1"},
+			reason:   []string{"service orders has no handler for order.cancelled.v1", "it handles order.placed.v1"},
+			deadType: "order.cancelled.v1",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,7 +206,7 @@ func TestUnsupportedTypeOrVersionIsDeadLettered(t *testing.T) {
 			})
 
 			dl := waitDead(t, b, 1)[0]
-			checkDead(t, dl, "orders", bad.Type, bad.Body, 1, tc.reason...)
+			checkDead(t, dl, "orders", cmp.Or(tc.deadType, bad.Type), bad.Raw, 1, tc.reason...)
 			if dl.EventID != "bad-1" || dl.CorrelationID != "bad-1" {
 				t.Errorf("dead letter names event %q correlation %q, want bad-1 for both", dl.EventID, dl.CorrelationID)
 			}
@@ -359,8 +364,8 @@ func TestOversizedEventIsRefusedOrDeadLettered(t *testing.T) {
 		}
 	})
 	dl := waitDead(t, b, 1)[0]
-	checkDead(t, dl, "orders", "order.placed.v1", bad.Body, 1,
-		fmt.Sprintf("event is %d bytes, over the 2048-byte limit", len(bad.Body)))
+	checkDead(t, dl, "orders", "order.placed.v1", bad.Raw, 1,
+		fmt.Sprintf("event is %d bytes, over the 2048-byte limit", len(bad.Raw)))
 	if dl.EventID != "big-raw" {
 		t.Errorf("dead letter names event %q, want big-raw (the message's id)", dl.EventID)
 	}
@@ -498,8 +503,9 @@ func around(t *testing.T, rt *bus.Runtime, bad func()) []string {
 	return ids
 }
 
-// raw encodes e as the runtime would, filling in what Publish fills in, for
-// publishing straight through a transport.
+// raw encodes e in structured mode, filling in what Publish fills in, for
+// publishing straight through a transport as raw bytes, as a plain client
+// or a replayed dead letter sends them.
 func raw(t *testing.T, e baton.Event) bus.Message {
 	t.Helper()
 	if e.Source == "" {
@@ -512,5 +518,5 @@ func raw(t *testing.T, e baton.Event) bus.Message {
 	if err != nil {
 		t.Fatalf("marshal %s: %v", e.ID, err)
 	}
-	return bus.Message{Type: e.Type, ID: e.ID, Body: body}
+	return bus.Message{Event: baton.Event{Type: e.Type, ID: e.ID}, Raw: body}
 }

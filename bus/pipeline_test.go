@@ -314,12 +314,8 @@ func TestUncorrelatedInputStartsItsOwnTransaction(t *testing.T) {
 		typedEvent(t, "order.placed.v1", "loose-1", map[string]int{"n": 1}),
 		typedEvent(t, "order.placed.v9", "loose-9", map[string]int{"n": 9}),
 	} {
-		e.Source = "raw-publisher"
-		body, err := event.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Publish(t.Context(), bus.Message{Type: e.Type, ID: e.ID, Body: body}); err != nil {
+		e.Source, e.SpecVersion = "raw-publisher", baton.SpecVersion
+		if err := b.Publish(t.Context(), bus.Message{Event: e}); err != nil {
 			t.Fatal(err)
 		}
 	}

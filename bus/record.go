@@ -150,6 +150,9 @@ func ParseRecord(b []byte) (Message, error) {
 	rest := append([]byte(nil), b[r.i:]...)
 	if raw {
 		m.Raw = rest
+		if m.Raw == nil {
+			m.Raw = []byte{} // empty, and still raw
+		}
 	} else if len(rest) > 0 {
 		m.Data = rest
 	}

@@ -39,11 +39,15 @@ func TestReplayRefusesTheStepOfAnEndedRun(t *testing.T) {
 		if _, _, err := b.CreateRun(t.Context(), r, nil); err != nil {
 			t.Fatal(err)
 		}
-		// As a coordinator sends it: caused by the run, replies to the
-		// coordinator's group.
+		// As a coordinator sends it: caused by the run, with metadata that
+		// names the run and the coordinator's group to reply to.
 		cmd := orderEvent(t, r.ID+"/charge#1", i)
-		cmd.CorrelationID, cmd.CausationID, cmd.ReplyTo = r.Key, r.ID, "coordinator"
-		publish(t, rt, cmd)
+		cmd.CorrelationID, cmd.CausationID = r.Key, r.ID
+		cmd.Source, cmd.SpecVersion = "baton.flow/order", baton.SpecVersion
+		meta := map[string]string{bus.MetaReplyTo: "coordinator", bus.MetaRun: r.ID, "step": "charge", "attempt": "1"}
+		if err := b.PublishTo(t.Context(), "billing", bus.Message{Event: cmd, Meta: meta}); err != nil {
+			t.Fatal(err)
+		}
 		commands[st] = cmd.ID
 	}
 	dead := waitDead(t, b, len(statuses))

@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 )
 
@@ -30,7 +31,7 @@ func TestDeleteNamespace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Publish(ctx, bus.Message{Type: "order.placed.v1", ID: "e-" + g, Body: []byte(`{}`)}); err != nil {
+		if err := b.Publish(ctx, bus.Message{Event: baton.Event{Type: "order.placed.v1", ID: "e-" + g, Source: "test", SpecVersion: baton.SpecVersion, Data: []byte(`{}`)}}); err != nil {
 			t.Fatal(err)
 		}
 		d, err := sub.Receive(ctx)

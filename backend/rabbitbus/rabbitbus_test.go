@@ -18,7 +18,6 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/conformance"
-	"github.com/batonhq/baton/event"
 )
 
 func brokerURL() string {
@@ -197,16 +196,69 @@ func TestPlainClientPublishes(t *testing.T) {
 	if d.Type != "order.placed.v1" || d.ID != "plain-1" || d.Attempt != 1 {
 		t.Errorf("received %s %s attempt %d; want order.placed.v1 plain-1 attempt 1", d.Type, d.ID, d.Attempt)
 	}
-	got, err := event.Unmarshal(d.Body)
-	if err != nil {
-		t.Fatalf("the body Baton handed out is not a structured event: %v\n%s", err, d.Body)
+	if d.Err != nil {
+		t.Fatalf("the plain client's event did not read: %v", d.Err)
 	}
+	got := d.Event
 	want := orderPlaced("plain-1")
 	if !sameEvent(got, want) {
 		t.Errorf("received %+v\nwant     %+v", got, want)
 	}
 	if err := sub.Ack(t.Context(), d); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// What a plain AMQP client sends that is not an event (data that is not the
+// JSON its content type says, a missing attribute) reaches the consumer
+// with the reason, its id and type, and its body, for the runtime to
+// dead-letter.
+func TestPlainClientMalformedReachesConsumer(t *testing.T) {
+	b := open(t, Config{})
+	sub, err := b.Subscribe(t.Context(), "billing", []string{"order.*.v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	conn, err := amqp.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := func(id string) amqp.Table {
+		return amqp.Table{"cloudEvents_specversion": "1.0", "cloudEvents_id": id, "cloudEvents_source": "shop",
+			"cloudEvents_type": "order.placed.v1", "cloudEvents_correlationid": "ORDER-7"}
+	}
+	noSource := headers("plain-nosource")
+	delete(noSource, "cloudEvents_source")
+	cases := map[string]struct {
+		pub    amqp.Publishing
+		reason string
+	}{
+		"plain-badjson":  {amqp.Publishing{ContentType: "application/json", Headers: headers("plain-badjson"), Body: []byte(`{"total":`)}, "not valid JSON"},
+		"plain-nosource": {amqp.Publishing{ContentType: "application/json", Headers: noSource, Body: []byte(`{}`)}, `missing required attribute "source"`},
+	}
+	for _, c := range cases {
+		if err := ch.Publish(b.cfg.Namespace, "order.placed.v1", false, false, c.pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range cases {
+		d := receiveOne(t, sub)
+		c, ok := cases[d.ID]
+		if !ok {
+			t.Fatalf("received %q; want one of the malformed messages, by the id its header names", d.ID)
+		}
+		if d.Err == nil || !strings.Contains(d.Err.Error(), c.reason) || d.Type != "order.placed.v1" ||
+			d.CorrelationID != "ORDER-7" || !bytes.Equal(d.Raw, c.pub.Body) {
+			t.Errorf("%s: type %q correlation %q raw %q error %v; want the type, correlation and body with an error saying %q",
+				d.ID, d.Type, d.CorrelationID, d.Raw, d.Err, c.reason)
+		}
+		sub.Ack(t.Context(), d)
 	}
 }
 
@@ -235,11 +287,7 @@ func TestPlainClientConsumes(t *testing.T) {
 	}
 	sub.Close()
 	e := orderPlaced("baton-1")
-	body, err := event.Marshal(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(t.Context(), bus.Message{Type: e.Type, ID: e.ID, Body: body}); err != nil {
+	if err := b.Publish(t.Context(), bus.Message{Event: e, Meta: map[string]string{bus.MetaRun: "r-1"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -274,6 +322,7 @@ func TestPlainClientConsumes(t *testing.T) {
 		"cloudEvents_time":          "2030-01-02T03:04:05Z",
 		"cloudEvents_correlationid": "ORDER-101",
 		"cloudEvents_hops":          "1",
+		"baton-run":                 "r-1", // metadata, beside the attributes
 	}
 	for k, v := range want {
 		if got, _ := d.Headers[k].(string); got != v {
@@ -304,20 +353,20 @@ func TestUnreadableBodyReachesConsumer(t *testing.T) {
 	}
 	defer sub.Close()
 	bad := []byte(`{"id": "broken", "type": "order.placed.v1", "data": {`)
-	if err := b.Publish(t.Context(), bus.Message{Type: "order.placed.v1", ID: "broken", Body: bad}); err != nil {
+	if err := b.Publish(t.Context(), bus.Message{Event: baton.Event{Type: "order.placed.v1", ID: "broken"}, Raw: bad}); err != nil {
 		t.Fatal(err)
 	}
 	d := receiveOne(t, sub)
-	if !bytes.Equal(d.Body, bad) || d.Type != "order.placed.v1" || d.ID != "broken" {
-		t.Errorf("received %s %q %q; want the bytes sent back unchanged", d.Type, d.ID, d.Body)
+	if !bytes.Equal(d.Raw, bad) || d.Type != "order.placed.v1" || d.ID != "broken" || d.Err == nil {
+		t.Errorf("received %s %q %q (error %v); want the bytes sent back unchanged, with the error of reading them", d.Type, d.ID, d.Raw, d.Err)
 	}
 	// A Nack keeps it unchanged too.
 	if err := sub.Nack(t.Context(), d, 0); err != nil {
 		t.Fatal(err)
 	}
 	d = receiveOne(t, sub)
-	if !bytes.Equal(d.Body, bad) || d.Type != "order.placed.v1" || d.Attempt != 2 {
-		t.Errorf("redelivered %s %q attempt %d; want the bytes sent, attempt 2", d.Type, d.Body, d.Attempt)
+	if !bytes.Equal(d.Raw, bad) || d.Type != "order.placed.v1" || d.Attempt != 2 {
+		t.Errorf("redelivered %s %q attempt %d; want the bytes sent, attempt 2", d.Type, d.Raw, d.Attempt)
 	}
 	sub.Ack(t.Context(), d)
 }
@@ -339,11 +388,7 @@ func TestResubscribeUnbinds(t *testing.T) {
 	for _, typ := range []string{"order.placed.v1", "order.paid.v1"} {
 		e := orderPlaced(typ + "-1")
 		e.Type = typ
-		body, err := event.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Publish(t.Context(), bus.Message{Type: typ, ID: e.ID, Body: body}); err != nil {
+		if err := b.Publish(t.Context(), bus.Message{Event: e}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -369,8 +414,7 @@ func TestPublishTo(t *testing.T) {
 	}
 	defer other.Close()
 	e := orderPlaced("direct-1")
-	body, _ := event.Marshal(e)
-	if err := b.PublishTo(t.Context(), "coordinator", bus.Message{Type: e.Type, ID: e.ID, Body: body}); err != nil {
+	if err := b.PublishTo(t.Context(), "coordinator", bus.Message{Event: e}); err != nil {
 		t.Fatal(err)
 	}
 	sub, err := b.Subscribe(t.Context(), "coordinator", []string{"flow.reply.v1"})
@@ -481,12 +525,7 @@ func TestReconnects(t *testing.T) {
 	}
 	defer sub.Close()
 	msg := func(id string) bus.Message {
-		e := orderPlaced(id)
-		body, err := event.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return bus.Message{Type: e.Type, ID: id, Body: body}
+		return bus.Message{Event: orderPlaced(id)}
 	}
 	if err := b.Publish(t.Context(), msg("before")); err != nil {
 		t.Fatal(err)
@@ -522,8 +561,7 @@ func TestPublishTimeout(t *testing.T) {
 	b.cfg.URL = "amqp://guest:guest@127.0.0.1:1/" // reconnections now fail
 	dropConnections(t, b)
 	e := orderPlaced("lost")
-	body, _ := event.Marshal(e)
-	err := b.Publish(t.Context(), bus.Message{Type: e.Type, ID: e.ID, Body: body})
+	err := b.Publish(t.Context(), bus.Message{Event: e})
 	if err == nil {
 		t.Fatal("publish succeeded with no broker")
 	}
