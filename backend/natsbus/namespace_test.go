@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend/natsbus"
 	"github.com/batonhq/baton/bus"
 )
@@ -31,7 +32,7 @@ func TestDeleteNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Publish(ctx, bus.Message{Type: "order.placed.v1", ID: "e-1", Body: []byte(`{}`)}); err != nil {
+	if err := b.Publish(ctx, bus.Message{Event: baton.Event{Type: "order.placed.v1", ID: "e-1", Source: "test", SpecVersion: baton.SpecVersion, Data: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	sub.Close()

@@ -16,7 +16,6 @@ import (
 	"github.com/batonhq/baton/backend/natsbus"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/conformance"
-	"github.com/batonhq/baton/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -148,10 +147,10 @@ func TestPlainClient(t *testing.T) {
 	if err := sub.Ack(t.Context(), d); err != nil {
 		t.Fatalf("ack: %v", err)
 	}
-	got, err := event.Unmarshal(d.Body)
-	if err != nil {
-		t.Fatalf("the delivered body is not a valid structured event: %v\n%s", err, d.Body)
+	if d.Err != nil {
+		t.Fatalf("the plain client's event did not read: %v", d.Err)
 	}
+	got := d.Event
 	want := baton.Event{
 		ID: "plain-1", Source: "/shop/python", SpecVersion: "1.0", Type: "order.placed.v1",
 		Subject: "ORDER-7", Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
@@ -179,12 +178,9 @@ func TestPlainClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := event.Marshal(baton.Event{ID: "pay-1", Source: "baton", Type: "payment.processed.v1",
-		DataContentType: "application/json", Data: json.RawMessage(`{"ok":true}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(t.Context(), bus.Message{Type: "payment.processed.v1", ID: "pay-1", Body: body}); err != nil {
+	pay := baton.Event{ID: "pay-1", Source: "baton", SpecVersion: baton.SpecVersion, Type: "payment.processed.v1",
+		DataContentType: "application/json", Data: json.RawMessage(`{"ok":true}`)}
+	if err := b.Publish(t.Context(), bus.Message{Event: pay, Meta: map[string]string{bus.MetaRun: "r-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := raw.Next(jetstream.FetchMaxWait(10 * time.Second))
@@ -195,10 +191,37 @@ func TestPlainClient(t *testing.T) {
 	if h.Get("ce-id") != "pay-1" || h.Get("ce-type") != "payment.processed.v1" || h.Get("content-type") != "application/json" {
 		t.Errorf("headers %v; want ce-id pay-1, ce-type payment.processed.v1, content-type application/json", h)
 	}
+	if got := h["baton-run"]; len(got) != 1 || got[0] != "r-1" {
+		t.Errorf("header baton-run %q; want the metadata r-1 beside the attributes", got)
+	}
 	if string(m.Data()) != `{"ok":true}` {
 		t.Errorf("body %s; want the data alone", m.Data())
 	}
 	m.Ack()
+
+	// What a plain client sends that is not an event reaches the consumer
+	// with the reason, its id and type, for the runtime to dead-letter.
+	for _, c := range []struct{ id, drop, body, reason string }{
+		{"plain-badjson", "", `{"total":`, "not valid JSON"},
+		{"plain-nosource", "ce-source", `{}`, `missing required attribute "source"`},
+	} {
+		bad := &nats.Msg{Subject: ns + ".ev.order.placed.v1", Header: nats.Header{}, Data: []byte(c.body)}
+		for k, v := range msg.Header {
+			if k != c.drop {
+				bad.Header[k] = v
+			}
+		}
+		bad.Header["ce-id"] = []string{c.id}
+		if _, err := js.PublishMsg(t.Context(), bad); err != nil {
+			t.Fatalf("plain publish: %v", err)
+		}
+		d := receiveOne(t, sub, c.id)
+		if d.ID != c.id || d.Type != "order.placed.v1" || d.CorrelationID != "ORDER-7" || d.Err == nil ||
+			!strings.Contains(d.Err.Error(), c.reason) || len(d.Raw) == 0 {
+			t.Errorf("%s: delivered %q type %q correlation %q error %v raw %q; want its id, type and correlation, an error saying %q, and its bytes",
+				c.id, d.ID, d.Type, d.CorrelationID, d.Err, d.Raw, c.reason)
+		}
+	}
 }
 
 // TestRawBody: a body that is not an event travels and comes back unchanged,
@@ -210,7 +233,7 @@ func TestRawBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Close() })
-	sent := bus.Message{Type: "junk.sent.v1", ID: "j-1", Body: []byte(`{"not": "an event"`)}
+	sent := bus.Message{Event: baton.Event{Type: "junk.sent.v1", ID: "j-1"}, Raw: []byte(`{"not": "an event"`)}
 	if err := b.Publish(t.Context(), sent); err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +243,8 @@ func TestRawBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Type != sent.Type || d.ID != sent.ID || string(d.Body) != string(sent.Body) {
-		t.Errorf("received %q %q %q; want it as sent: %q %q %q", d.Type, d.ID, d.Body, sent.Type, sent.ID, sent.Body)
+	if d.Type != sent.Type || d.ID != sent.ID || string(d.Raw) != string(sent.Raw) || d.Err == nil {
+		t.Errorf("received %q %q %q (error %v); want it as sent, %q %q %q, with the error of reading it", d.Type, d.ID, d.Raw, d.Err, sent.Type, sent.ID, sent.Raw)
 	}
 	if err := sub.Ack(t.Context(), d); err != nil {
 		t.Fatal(err)
@@ -267,11 +290,7 @@ func expectNothing(t *testing.T, sub bus.Subscription, why string) {
 
 func eventMessage(t *testing.T, typ, id string) bus.Message {
 	t.Helper()
-	body, err := event.Marshal(baton.Event{ID: id, Source: "test", Type: typ, Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bus.Message{Type: typ, ID: id, Body: body}
+	return bus.Message{Event: baton.Event{ID: id, Source: "test", SpecVersion: baton.SpecVersion, Type: typ, Data: json.RawMessage(`{}`)}}
 }
 
 // TestPublishTo: a message sent to one group reaches that group only, even
