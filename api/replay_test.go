@@ -10,6 +10,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
 )
@@ -33,13 +34,14 @@ func TestReplayOfAnEndedRunsStepIsAConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := baton.Event{ID: "r-1/charge#1", Source: "baton.flow/order", SpecVersion: baton.SpecVersion,
-		Type: "order.placed.v1", Subject: "o-1", CorrelationID: "o-1", CausationID: "r-1", ReplyTo: "coordinator",
+		Type: "order.placed.v1", Subject: "o-1", CorrelationID: "o-1", CausationID: "r-1",
 		Data: json.RawMessage(`{}`)}
 	body, err := event.Marshal(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.AddDead(ctx, store.DeadLetter{Group: "payment", Type: cmd.Type, Body: body,
+		Meta:    map[string]string{bus.MetaReplyTo: "coordinator", bus.MetaRun: "r-1"},
 		EventID: cmd.ID, CorrelationID: "o-1", Attempts: 4, Reason: "gave up"}); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend/rabbitbus"
 	"github.com/batonhq/baton/bus"
-	"github.com/batonhq/baton/event"
 )
 
 // BenchmarkRabbitMQBacklog publishes a backlog of small events (about 400
@@ -72,12 +71,7 @@ func BenchmarkRabbitMQBacklog(b *testing.B) {
 				for j := i; j < min(i+batch, total); j++ {
 					e := baton.Event{ID: ns + "-" + strconv.Itoa(j), Source: "bench", SpecVersion: baton.SpecVersion,
 						Type: typ, Subject: strconv.Itoa(j), Time: start, DataContentType: "application/json", Data: data}
-					body, err := event.Marshal(e)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					msgs = append(msgs, bus.Message{Type: typ, ID: e.ID, Body: body})
+					msgs = append(msgs, bus.Message{Event: e})
 				}
 				if err := tr.PublishTo(ctx, group, msgs...); err != nil {
 					b.Error(err)
