@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -495,6 +496,9 @@ func deadDiff(want, got store.DeadLetter) string {
 	if !got.Time.Equal(want.Time) {
 		add("Time", got.Time, want.Time)
 	}
+	if !maps.Equal(got.Meta, want.Meta) {
+		add("Meta", got.Meta, want.Meta)
+	}
 	return strings.Join(d, "; ")
 }
 
@@ -525,6 +529,7 @@ func testDeadRoundTrip(t *testing.T, st store.Store) {
 	ctx := t.Context()
 	want := deadLetter(1)
 	want.Body = []byte{0xff, 0x00, 'n', 'o', 't', ' ', 'j', 's', 'o', 'n'} // undecodable, as dead letters can be
+	want.Meta = map[string]string{"replyto": "coordinator", "run": "r-1", "step": "charge/card é"}
 	want.EventID, want.CorrelationID = "", ""
 	if err := st.AddDead(ctx, want); err != nil {
 		t.Fatalf("add dead: %v", err)

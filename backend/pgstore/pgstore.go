@@ -357,10 +357,10 @@ func newQueries(schema string) queries {
 		history: `SELECT seq, entry FROM {s}.journal WHERE correlation_id = $1 ORDER BY seq`,
 		since:   `SELECT seq, entry FROM {s}.journal WHERE seq > $1 ORDER BY seq LIMIT $2`,
 
-		addDead: `INSERT INTO {s}.dead_letters (grp, type, event_id, correlation_id, attempts, reason, at, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		dead:     `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body FROM {s}.dead_letters WHERE id = $1`,
-		listDead: `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body FROM {s}.dead_letters WHERE id > $1 ORDER BY id LIMIT $2`,
+		addDead: `INSERT INTO {s}.dead_letters (grp, type, event_id, correlation_id, attempts, reason, at, body, meta)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		dead:     `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body, meta FROM {s}.dead_letters WHERE id = $1`,
+		listDead: `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body, meta FROM {s}.dead_letters WHERE id > $1 ORDER BY id LIMIT $2`,
 		dropDead: `DELETE FROM {s}.dead_letters WHERE id = $1`,
 
 		createRun: `WITH ins AS (

@@ -323,8 +323,12 @@ func (s *Store) AddDead(ctx context.Context, d store.DeadLetter) error {
 	if body == nil {
 		body = []byte{}
 	}
+	var meta []byte // SQL NULL when there is none
+	if len(d.Meta) > 0 {
+		meta, _ = json.Marshal(d.Meta)
+	}
 	_, err := s.pool.Exec(ctx, s.q.addDead, clean(d.Group), clean(d.Type), clean(d.EventID), clean(d.CorrelationID),
-		d.Attempts, clean(d.Reason), d.Time, body)
+		d.Attempts, clean(d.Reason), d.Time, body, meta)
 	if err != nil {
 		return s.fail("dead letter", err)
 	}
@@ -334,8 +338,12 @@ func (s *Store) AddDead(ctx context.Context, d store.DeadLetter) error {
 func scanDead(row pgx.CollectableRow) (store.DeadLetter, error) {
 	var d store.DeadLetter
 	var id int64
-	err := row.Scan(&id, &d.Group, &d.Type, &d.EventID, &d.CorrelationID, &d.Attempts, &d.Reason, &d.Time, &d.Body)
+	var meta []byte
+	err := row.Scan(&id, &d.Group, &d.Type, &d.EventID, &d.CorrelationID, &d.Attempts, &d.Reason, &d.Time, &d.Body, &meta)
 	d.ID = formatID(id)
+	if err == nil && meta != nil {
+		err = json.Unmarshal(meta, &d.Meta)
+	}
 	return d, err
 }
 
