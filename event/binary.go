@@ -210,7 +210,7 @@ func (r *BinaryReader) Event(body []byte) (baton.Event, error) {
 	if len(body) > 0 {
 		switch {
 		case isJSONType(e.DataContentType):
-			if !validJSON(body) {
+			if !json.Valid(body) {
 				return baton.Event{}, binaryError("body of %s %s is not valid JSON (content type %q)", e.Type, e.ID, e.DataContentType)
 			}
 			e.Data = append(json.RawMessage(nil), body...)

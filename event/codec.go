@@ -1,10 +1,10 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -29,7 +29,7 @@ func Marshal(e baton.Event) ([]byte, error) {
 	if err := validate(&e, spec); err != nil {
 		return nil, err
 	}
-	if len(e.Data) > 0 && !validJSON(e.Data) {
+	if len(e.Data) > 0 && !json.Valid(e.Data) {
 		return nil, baton.Errorf(baton.Invalid, "marshal event", "data of %s %s is not valid JSON", e.Type, e.ID)
 	}
 	// 256 covers the member names, quotes, time and hops.
@@ -77,12 +77,17 @@ func appendMember(b []byte, key, value string) []byte {
 
 // Unmarshal decodes an event in CloudEvents structured mode and validates it.
 // It is strict about JSON (anything encoding/json rejects is refused, with
-// "malformed JSON: ...") and about the types of the attributes it knows;
-// members it does not know, such as other extensions, are skipped. Names
-// match exactly (CloudEvents names are lower-case); as in encoding/json, null
-// leaves an attribute unset and, of a repeated member, every occurrence must
-// be well typed and the last one counts. Baton carries JSON data only, so
-// data_base64 is refused.
+// "malformed JSON: ..." and encoding/json's reason) and about the types of
+// the attributes it knows; members it does not know, such as other
+// extensions, are skipped. Names match exactly (CloudEvents names are
+// lower-case); as in encoding/json, null leaves an attribute unset and, of a
+// repeated member, every occurrence must be well typed and the last one
+// counts. Baton carries JSON data only, so data_base64 is refused.
+//
+// Events travel between Baton's parts as values, mapped to each transport's
+// native headers (see Binding): structured mode is read only where it comes
+// in (a plain client that chooses it, raw bytes replayed, dead letters), so
+// encoding/json does the work.
 //
 // Data is a copy: the event does not hold on to b. When only validation
 // fails, the decoded event comes with the error, so that a dead letter can
@@ -96,225 +101,84 @@ func Unmarshal(b []byte) (baton.Event, error) {
 }
 
 func decode(b []byte) (baton.Event, error) {
-	var (
-		e        baton.Event
-		fields   [nStringAttrs]span
-		decoded  [nStringAttrs]string // values that needed unescaping
-		dataFrom = -1
-		dataTo   int
-		base64   bool
-	)
-	d := decoder{b: b}
-	d.ws()
-	if d.i >= len(b) {
-		return e, d.syntax("unexpected end of JSON input")
+	var e baton.Event
+	// One pass for the syntax, with encoding/json's reasons; the walk
+	// below then meets well-formed JSON only.
+	var whole json.RawMessage
+	if err := json.Unmarshal(b, &whole); err != nil {
+		return e, baton.Errorf(baton.Invalid, "unmarshal event", "malformed JSON: %v", err)
 	}
-	if b[d.i] != '{' {
-		return e, d.syntax("the event is not a JSON object")
+	if whole[0] != '{' {
+		return e, baton.Errorf(baton.Invalid, "unmarshal event", "malformed JSON: the event is not a JSON object")
 	}
-	d.i++
-	d.ws()
-	if d.i < len(b) && b[d.i] == '}' {
-		d.i++
-	} else {
-		for {
-			d.ws()
-			key, err := d.key()
-			if err != nil {
-				return e, err
-			}
-			d.ws()
-			attr := attrIndex(key)
-			switch {
-			case attr >= 0:
-				if d.null() { // like encoding/json: null changes nothing
-					break
-				}
-				raw, plain, err := d.stringValue(attrNames[attr], "a string")
-				if err != nil {
-					return e, err
-				}
-				if plain {
-					fields[attr] = span{from: raw, to: d.i - 1, set: true}
-					decoded[attr] = ""
-				} else {
-					fields[attr] = span{}
-					decoded[attr] = unquote(b[raw-1 : d.i])
-				}
-			case string(key) == "time":
-				if d.null() {
-					break
-				}
-				raw, plain, err := d.stringValue("time", "an RFC 3339 string")
-				if err != nil {
-					return e, err
-				}
-				// Like encoding/json, which hands time.Time the literal as
-				// is: a time spelt with escapes is not RFC 3339.
-				text := b[raw : d.i-1]
-				if err := e.Time.UnmarshalText(text); !plain || err != nil {
-					return e, attrError("time", "%q is not an RFC 3339 time", text)
-				}
-			case string(key) == "hops":
-				if d.null() {
-					break
-				}
-				start := d.i
-				if err := d.value(1); err != nil {
-					return e, err
-				}
-				n, ok := parseInt(b[start:d.i])
-				if !ok {
-					return e, attrError("hops", "want an integer, got %s", truncate(b[start:d.i]))
-				}
-				e.Hops = n
-			case string(key) == "data":
-				start := d.i
-				if err := d.value(1); err != nil {
-					return e, err
-				}
-				dataFrom, dataTo = start, d.i
-			case string(key) == "data_base64":
-				base64 = true
-				if err := d.value(1); err != nil {
-					return e, err
-				}
-			default:
-				if err := d.value(1); err != nil {
-					return e, err
-				}
-			}
-			d.ws()
-			if d.i >= len(b) {
-				return e, d.syntax("unexpected end of JSON input")
-			}
-			if b[d.i] == ',' {
-				d.i++
-				continue
-			}
-			if b[d.i] == '}' {
-				d.i++
-				break
-			}
-			return e, d.unexpected("after an object member")
+	strs := map[string]*string{
+		"id": &e.ID, "source": &e.Source, "specversion": &e.SpecVersion, "type": &e.Type,
+		"subject": &e.Subject, "datacontenttype": &e.DataContentType, "dataschema": &e.DataSchema,
+		"correlationid": &e.CorrelationID, "causationid": &e.CausationID, "traceparent": &e.TraceParent,
+	}
+	dec := json.NewDecoder(bytes.NewReader(whole))
+	dec.Token() // the '{' checked above
+	base64 := false
+	for dec.More() {
+		tok, _ := dec.Token()
+		key, _ := tok.(string)
+		var raw json.RawMessage // a copy of the member's bytes
+		if err := dec.Decode(&raw); err != nil {
+			return e, baton.Errorf(baton.Invalid, "unmarshal event", "malformed JSON: %v", err)
 		}
-	}
-	d.ws()
-	if d.i < len(b) {
-		return e, d.unexpected("after the top-level value")
+		if string(raw) == "null" && key != "data" {
+			continue // like encoding/json: null changes nothing
+		}
+		switch {
+		case strs[key] != nil:
+			if raw[0] != '"' {
+				return e, attrError(key, "want a string, got %s", kind(raw))
+			}
+			json.Unmarshal(raw, strs[key]) // a valid JSON string: cannot fail
+		case key == "time":
+			if raw[0] != '"' {
+				return e, attrError("time", "want an RFC 3339 string, got %s", kind(raw))
+			}
+			// Like encoding/json, which hands time.Time the literal as it
+			// is: a time spelt with escapes is not RFC 3339.
+			if err := e.Time.UnmarshalText(raw[1 : len(raw)-1]); err != nil {
+				return e, attrError("time", "%q is not an RFC 3339 time", raw[1:len(raw)-1])
+			}
+		case key == "hops":
+			n, ok := parseInt([]byte(raw))
+			if !ok {
+				return e, attrError("hops", "want an integer, got %s", truncate(raw))
+			}
+			e.Hops = n
+		case key == "data":
+			e.Data = raw
+		case key == "data_base64":
+			base64 = true
+		}
 	}
 	if base64 {
 		return e, baton.Errorf(baton.Invalid, "unmarshal event", "data_base64 is not supported: Baton events carry JSON data")
 	}
-
-	// All string attributes share one allocation.
-	size := 0
-	for i := range fields {
-		size += fields[i].to - fields[i].from + len(decoded[i])
-	}
-	if size > 0 {
-		var sb strings.Builder
-		sb.Grow(size)
-		var at [nStringAttrs][2]int
-		for i := range fields {
-			from := sb.Len()
-			if fields[i].set {
-				sb.Write(b[fields[i].from:fields[i].to])
-			} else {
-				sb.WriteString(decoded[i])
-			}
-			at[i] = [2]int{from, sb.Len()}
-		}
-		all := sb.String()
-		for i, p := range at {
-			*attrField(&e, i) = all[p[0]:p[1]]
-		}
-	}
-	if dataFrom >= 0 {
-		e.Data = append(json.RawMessage(nil), b[dataFrom:dataTo]...)
-	}
 	return e, nil
 }
 
-type span struct {
-	from, to int
-	set      bool
-}
-
-// The string attributes, in the order of attrNames.
-const nStringAttrs = 10
-
-var attrNames = [nStringAttrs]string{
-	"id", "source", "specversion", "type", "subject",
-	"datacontenttype", "dataschema", "correlationid", "causationid", "traceparent",
-}
-
-func attrIndex(key []byte) int {
-	// A switch on string(key) compiles to comparisons without allocating.
-	switch string(key) {
-	case "id":
-		return 0
-	case "source":
-		return 1
-	case "specversion":
-		return 2
-	case "type":
-		return 3
-	case "subject":
-		return 4
-	case "datacontenttype":
-		return 5
-	case "dataschema":
-		return 6
-	case "correlationid":
-		return 7
-	case "causationid":
-		return 8
-	case "traceparent":
-		return 9
+// kind names the JSON type of a well-formed value, for errors.
+func kind(raw []byte) string {
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
 	}
-	return -1
-}
-
-func attrField(e *baton.Event, i int) *string {
-	switch i {
-	case 0:
-		return &e.ID
-	case 1:
-		return &e.Source
-	case 2:
-		return &e.SpecVersion
-	case 3:
-		return &e.Type
-	case 4:
-		return &e.Subject
-	case 5:
-		return &e.DataContentType
-	case 6:
-		return &e.DataSchema
-	case 7:
-		return &e.CorrelationID
-	case 8:
-		return &e.CausationID
-	default:
-		return &e.TraceParent
-	}
+	return "a number"
 }
 
 func attrError(name, format string, args ...any) error {
 	return baton.Errorf(baton.Invalid, "unmarshal event", "invalid attribute %q: "+format, append([]any{name}, args...)...)
-}
-
-// unquote decodes a JSON string literal that the decoder has already checked,
-// the rare case of a string with escapes or non-ASCII bytes. encoding/json
-// does it exactly as the rest of Go reads JSON, invalid UTF-8 included.
-func unquote(lit []byte) string {
-	var s string
-	if err := json.Unmarshal(lit, &s); err != nil {
-		// Unreachable: the literal passed the decoder's checks.
-		return string(lit)
-	}
-	return s
 }
 
 // parseInt reads a decimal integer that fits an int: a JSON number without

@@ -10,17 +10,20 @@
 //
 // # Wire formats
 //
+// Between Baton's parts an event travels as a value (bus.Message), and each
+// transport maps its attributes to native headers through a Binding: AMQP
+// (cloudEvents_ application properties) and NATS (ce- headers, as in HTTP),
+// CloudEvents binary mode, attributes in headers and data in the body, one
+// header at a time and with no intermediate form, so that a plain client in
+// any language can publish and read Baton's events. Size measures an event
+// against a limit without encoding it.
+//
 // Marshal and Unmarshal speak CloudEvents 1.0 structured mode
 // (application/cloudevents+json), with Baton's extensions correlationid,
-// causationid, traceparent and hops as top-level members. They are
-// hand-written because they run for every message: Marshal appends into one
-// buffer, Unmarshal scans the input once and allocates twice (the attribute
-// strings, the data). Both accept and produce only what encoding/json would.
-//
-// ToBinary and FromBinary map an event to and from binary mode, attributes in
-// headers and data in the body, with the prefixes of the AMQP binding
-// (AMQPPrefix) and the NATS and HTTP bindings (NATSPrefix), so that a plain
-// client in any language can publish and read Baton's events.
+// causationid, traceparent and hops as top-level members: for dead letters,
+// the API, and plain clients that choose structured mode. They no longer run
+// for every message, so Unmarshal leaves the JSON to encoding/json, and
+// Marshal appends into one buffer.
 //
 // Every decoded event is validated (Validate); every failure is a
 // *baton.Error with code baton.Invalid that names the attribute at fault, the

@@ -227,7 +227,7 @@ func (r *Registry) Prepare(e baton.Event, want string) (baton.Event, error) {
 			}
 			return e, &baton.Error{Code: code, Op: op, Err: fmt.Errorf("upcast %s %s from v%d to v%d: %w", e.Type, e.ID, k, k+1, err)}
 		}
-		if len(data) > 0 && !validJSON(data) {
+		if len(data) > 0 && !json.Valid(data) {
 			return e, baton.Errorf(baton.Internal, op, "upcaster of %s.v%d returned invalid JSON", name, k)
 		}
 		e.Data = data

@@ -1,13 +1,13 @@
 package event
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/internal/swar"
 )
 
 // DefaultMaxSize is the largest encoded event accepted when no limit is
@@ -87,12 +87,6 @@ func invalidf(format string, args ...any) error {
 // badString says why s is not a CloudEvents String, or returns "".
 func badString(s string) string {
 	for i := 0; i < len(s); {
-		if i+8 <= len(s) {
-			if x := swar.Load64(s, i); swar.HasLess(x, 0x20)|swar.HasByte(x, 0x7f)|x&swar.Highs == 0 {
-				i += 8
-				continue
-			}
-		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 || c == 0x7f {
@@ -130,7 +124,7 @@ func CheckSize(n, max int) error {
 // data (text, of a non-JSON content type, as a JSON string), and a
 // consumer's transport would refuse it.
 func CheckData(e baton.Event) error {
-	if len(e.Data) > 0 && !validJSON(e.Data) {
+	if len(e.Data) > 0 && !json.Valid(e.Data) {
 		return baton.Errorf(baton.Invalid, "check data", "data of %s %s is not valid JSON", e.Type, e.ID)
 	}
 	return nil

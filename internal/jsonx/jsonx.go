@@ -4,8 +4,6 @@ package jsonx
 
 import (
 	"unicode/utf8"
-
-	"github.com/batonhq/baton/internal/swar"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -28,12 +26,6 @@ func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		if i+8 <= len(s) {
-			if x := swar.Load64(s, i); swar.HasLess(x, 0x20)|swar.HasByte(x, '"')|swar.HasByte(x, '\\')|x&swar.Highs == 0 {
-				i += 8
-				continue
-			}
-		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safeASCII[c] {
