@@ -14,7 +14,10 @@ import (
 // data, which each transport maps to its native form (AMQP properties and
 // headers, NATS headers, the embedded record) in one step each way, and the
 // metadata of protocols layered over publish/subscribe. Nothing between the
-// runtime and the broker encodes the event as a JSON envelope.
+// runtime and the broker encodes the event as a JSON envelope. A transport
+// may hand the same event, data included, to every group it reaches and
+// keep it as it was published: what receives a message reads it and does
+// not modify it in place.
 type Message struct {
 	baton.Event
 	// Meta is routing that belongs to a protocol, not to the event: a flow
