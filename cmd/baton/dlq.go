@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -166,6 +168,15 @@ JSON (a CloudEvents envelope, as Baton writes them), as received otherwise.`,
 		{"reason", d.Reason},
 	} {
 		rows = append(rows, []string{kv[0] + ":", kv[1]})
+	}
+	if len(d.Meta) > 0 {
+		// A flow step's command: the coordinator it answers, its run and
+		// step.
+		meta := make([]string, 0, len(d.Meta))
+		for _, k := range slices.Sorted(maps.Keys(d.Meta)) {
+			meta = append(meta, k+"="+d.Meta[k])
+		}
+		rows = append(rows, []string{"metadata:", strings.Join(meta, " ")})
 	}
 	if err := table(e.stdout, rows); err != nil {
 		return err
