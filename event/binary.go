@@ -211,7 +211,10 @@ func (r *BinaryReader) Event(body []byte) (baton.Event, error) {
 		switch {
 		case isJSONType(e.DataContentType):
 			if !json.Valid(body) {
-				return baton.Event{}, binaryError("body of %s %s is not valid JSON (content type %q)", e.Type, e.ID, e.DataContentType)
+				// Counted as malformed JSON, as the same data in structured
+				// mode would be; the event comes with the error, so that
+				// its dead letter names its id and correlation id.
+				return e, binaryError("malformed JSON: the body of %s %s is not valid JSON (content type %q)", e.Type, e.ID, e.DataContentType)
 			}
 			e.Data = append(json.RawMessage(nil), body...)
 		case utf8.Valid(body):
