@@ -239,18 +239,6 @@ func TestUnmarshalCopiesData(t *testing.T) {
 	sameEvent(t, e, sample())
 }
 
-func TestMarshalAllocs(t *testing.T) {
-	e := sample()
-	n := testing.AllocsPerRun(100, func() {
-		if _, err := Marshal(e); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if n > 1 {
-		t.Errorf("Marshal allocates %v times, want 1", n)
-	}
-}
-
 // reference decodes an event the slow way, with encoding/json doing every
 // piece of JSON work, following the rules Unmarshal documents: names match
 // exactly, each occurrence of a member must be well typed, the last one
