@@ -81,8 +81,21 @@ func BenchmarkSingleHop(b *testing.B) {
 // and at its peak during the drain. The drain used to Receive and Ack on
 // the transport alone, and the peak was sampled only when the count left
 // was a multiple of 100,000; it is now sampled every 100ms by a ticker.
-// Run it with -benchtime 1x: b.N is ignored.
+// Run it with -benchtime 1x: b.N is ignored. It runs with the embedded
+// backend's default memory sizes and with small ones (16 MiB memtables, a
+// 16 MiB cache), to show what a user trades by setting them.
 func BenchmarkBacklog(b *testing.B) {
+	for _, sz := range []struct {
+		name            string
+		memtable, cache int64
+	}{{"default", 0, 0}, {"small-memory", 16 << 20, 16 << 20}} {
+		b.Run(sz.name, func(b *testing.B) {
+			benchmarkBacklog(b, embedded.Config{Dir: b.TempDir(), MemTableSize: sz.memtable, CacheSize: sz.cache})
+		})
+	}
+}
+
+func benchmarkBacklog(b *testing.B, cfg embedded.Config) {
 	total := 1_000_000
 	if v := os.Getenv("BATON_BENCH_BACKLOG"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -92,7 +105,7 @@ func BenchmarkBacklog(b *testing.B) {
 		total = n
 	}
 	const typ = "bench.backlog.v1"
-	be, err := embedded.Open(embedded.Config{Dir: b.TempDir()})
+	be, err := embedded.Open(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

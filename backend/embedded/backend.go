@@ -46,13 +46,24 @@ type Config struct {
 	// InboxRetention is how long a handled event id is remembered (default
 	// 24h): a duplicate arriving later is handled again.
 	InboxRetention time.Duration
+	// MemTableSize is the size of each of pebble's memtables, in bytes
+	// (default 64 MiB). Up to four fill before writes wait for a flush, so
+	// writes use up to four times this much memory; smaller memtables flush
+	// more often.
+	MemTableSize int64
+	// CacheSize is pebble's block cache, in bytes (default 128 MiB): what
+	// reads of the data directory (a backlog waiting on disk, the journal,
+	// runs) find without going to the disk.
+	CacheSize int64
 	// Logger receives background errors (default: discarded).
 	Logger *slog.Logger
 }
 
 const (
-	defaultWindow    = 1024
-	defaultRetention = 24 * time.Hour
+	defaultWindow       = 1024
+	defaultRetention    = 24 * time.Hour
+	defaultMemTableSize = 64 << 20
+	defaultCacheSize    = 128 << 20
 )
 
 // Backend is the embedded bus and store.
@@ -115,11 +126,17 @@ func Open(cfg Config) (*Backend, error) {
 	if cfg.InboxRetention <= 0 {
 		cfg.InboxRetention = defaultRetention
 	}
+	if cfg.MemTableSize <= 0 {
+		cfg.MemTableSize = defaultMemTableSize
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = defaultCacheSize
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts := &pebble.Options{
-		MemTableSize:                64 << 20,
+		MemTableSize:                uint64(cfg.MemTableSize),
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
@@ -131,7 +148,7 @@ func Open(cfg Config) (*Backend, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	cache := pebble.NewCache(128 << 20)
+	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
 	opts.Cache = cache
 	dir := cfg.Dir

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/batonhq/baton"
@@ -117,4 +118,38 @@ func TestDeliveriesSayWhetherTheyCanRepeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub.Ack(ctx, receive("a replayed dead letter", false))
+}
+
+// MemTableSize is what pebble uses: the same writes flush small memtables
+// to disk, and stay in a default one.
+func TestMemTableSize(t *testing.T) {
+	t.Parallel()
+	flushes := func(size int64) int64 {
+		b, err := Open(Config{Dir: t.TempDir(), MemTableSize: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		ctx := context.Background()
+		sub, err := b.Subscribe(ctx, "g", []string{"a.b.v1"}) // what is published is kept for g
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+		data, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", 1000)})
+		for i := range 40 {
+			msgs := make([]bus.Message, 100)
+			for j := range msgs {
+				msgs[j] = msg("a.b.v1", fmt.Sprintf("m-%d-%d", i, j))
+				msgs[j].Data = data
+			}
+			if err := b.Publish(ctx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b.db.Metrics().Flush.Count
+	}
+	if small, def := flushes(1<<20), flushes(0); small == 0 || def != 0 {
+		t.Fatalf("flushes: %d with 1 MiB memtables, %d with the default; want some, then none", small, def)
+	}
 }
