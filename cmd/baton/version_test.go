@@ -20,6 +20,9 @@ func TestVersionNamesTheCommit(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), "baton")
 	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "VCS status") {
+			t.Skipf("git cannot tell this build the commit: %s", out)
+		}
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	out, err := exec.Command(bin, "version").Output()
