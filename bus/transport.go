@@ -24,7 +24,7 @@ type Message struct {
 	// step's command names the coordinator that waits for its result
 	// (MetaReplyTo) and the run and step it is for, and the runtime copies
 	// it onto the outputs it sends back. Transports carry it beside the
-	// event (headers "baton_<key>" on AMQP, "baton-<key>" on NATS). Nil for
+	// event (headers "baton-<key>" on AMQP and NATS). Nil for
 	// choreography.
 	Meta map[string]string
 	// Raw, when set, is sent instead of the event: bytes that could not be
