@@ -184,7 +184,7 @@ func TestDemoThenInspect(t *testing.T) {
 
 	t.Run("status unknown", func(t *testing.T) {
 		r := batonCmd(t, context.Background(), "status", "--data", dir, "o-999999")
-		if r.code != 1 || !strings.Contains(r.stderr, `"o-999999"`) || !strings.Contains(r.stderr, "no such order") {
+		if r.code != 1 || !strings.Contains(r.stderr, `"o-999999"`) || !strings.Contains(r.stderr, "no event has that correlation id") {
 			t.Errorf("unknown order: exit %d, stderr %q", r.code, r.stderr)
 		}
 		r = batonCmd(t, context.Background(), "status", "--data", t.TempDir(), "o-000001")

@@ -48,7 +48,7 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 		return tgt.explain(err)
 	}
 	if len(h) == 0 {
-		return fmt.Errorf("nothing journaled for %q in %s: no such order (the demo's are o-000000, o-000001, ...)", id, tgt.where())
+		return fmt.Errorf("nothing journaled for %q in %s: no event has that correlation id (an event published without one takes its subject; the demo's orders are o-000000, o-000001, ...)", id, tgt.where())
 	}
 	if *asJSON {
 		return printJSON(e.stdout, h)
