@@ -15,6 +15,7 @@ import (
 	"github.com/batonhq/baton/examples/orders"
 	"github.com/batonhq/baton/examples/orders/orchestration"
 	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/runner"
 	"github.com/batonhq/baton/store"
 )
 
@@ -50,27 +51,15 @@ func TestReplayAfterTheRunFailedDoesNotCharge(t *testing.T) {
 			}
 		}
 	}
-	rt, err := bus.New(bus.Config{Transport: b, Store: b})
+	r, err := runner.New(runner.Config{Transport: b, Store: b, Services: services, Flows: []flow.Flow{orchestration.Flow()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range services {
-		if err := rt.Register(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := rt.Start(ctx); err != nil {
+	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Stop(ctx)
-	co, err := flow.New(flow.Config{Store: b, Transport: b, Flows: []flow.Flow{orchestration.Flow()}, Services: services, TimerPoll: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := co.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer co.Stop(ctx)
+	defer r.Stop(ctx)
+	co := r.Coordinator()
 	start := func(i int) store.Run {
 		t.Helper()
 		o := orders.NewOrder(i)
