@@ -158,15 +158,7 @@ func TestPlainClientPublishes(t *testing.T) {
 	}
 	defer sub.Close()
 
-	conn, err := amqp.Dial(brokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := plainChannel(t)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -220,15 +212,7 @@ func TestPlainClientMalformedReachesConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	conn, err := amqp.Dial(brokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := plainChannel(t)
 	headers := func(id string) amqp.Table {
 		return amqp.Table{"cloudEvents_specversion": "1.0", "cloudEvents_id": id, "cloudEvents_source": "shop",
 			"cloudEvents_type": "order.placed.v1", "cloudEvents_correlationid": "ORDER-7"}
@@ -262,6 +246,22 @@ func TestPlainClientMalformedReachesConsumer(t *testing.T) {
 	}
 }
 
+// plainChannel is a channel of a plain AMQP client on the test broker,
+// closed when t ends.
+func plainChannel(t *testing.T) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 func sameEvent(a, b baton.Event) bool {
 	ad, bd := a.Data, b.Data
 	a.Data, b.Data = nil, nil
@@ -291,15 +291,7 @@ func TestPlainClientConsumes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := amqp.Dial(brokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := plainChannel(t)
 	deliveries, err := ch.Consume(b.cfg.Namespace+".audit", "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
