@@ -21,6 +21,7 @@ import (
 	"github.com/batonhq/baton/bench/internal/cpuacct"
 	"github.com/batonhq/baton/bench/internal/openloop"
 	"github.com/batonhq/baton/bench/internal/orderwork"
+	"github.com/batonhq/baton/bench/internal/rabbitmq"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/examples/orders"
 	"github.com/batonhq/baton/flow"
@@ -271,7 +272,7 @@ func benchmarkHandwrittenOrderFlow(b *testing.B, likeBaton bool) {
 	for _, h := range hops {
 		queues = append(queues, ns+"."+h.Group)
 	}
-	b.Cleanup(func() { deleteRabbitMQ(b, ns, queues...) })
+	b.Cleanup(func() { rabbitmq.Delete(b, ns, queues...) })
 	bindings := map[string]string{}
 	for _, h := range hops {
 		bindings[ns+"."+h.Group] = h.In

@@ -15,6 +15,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend/rabbitbus"
+	"github.com/batonhq/baton/bench/internal/rabbitmq"
 	"github.com/batonhq/baton/bus"
 )
 
@@ -47,7 +48,7 @@ func BenchmarkRabbitMQBacklog(b *testing.B) {
 	ctx := context.Background()
 	ns := benchNamespace()
 	queue := ns + "." + group
-	b.Cleanup(func() { deleteRabbitMQ(b, ns, groupQueues(ns, group)...) })
+	b.Cleanup(func() { rabbitmq.Delete(b, ns, groupQueues(ns, group)...) })
 	st := openBenchStore(b, "redis", ns)
 	tr, err := rabbitbus.Open(ctx, rabbitbus.Config{URL: rabbitURL(), Namespace: ns})
 	if err != nil {

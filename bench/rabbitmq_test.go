@@ -26,15 +26,14 @@ import (
 	"github.com/batonhq/baton/backend/rabbitbus"
 	"github.com/batonhq/baton/backend/redisstore"
 	"github.com/batonhq/baton/bench/internal/cpuacct"
+	"github.com/batonhq/baton/bench/internal/rabbitmq"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/store"
 )
 
 // The servers of the broker benchmarks, read from the variables the
 // backends' own tests read.
-func rabbitURL() string {
-	return envOr("BATON_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-}
+func rabbitURL() string { return rabbitmq.URL() }
 
 func postgresURL() string {
 	return envOr("BATON_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
@@ -73,32 +72,6 @@ func benchNamespace() string {
 	var r [6]byte
 	rand.Read(r[:])
 	return "batonbench_" + hex.EncodeToString(r[:])
-}
-
-// deleteRabbitMQ deletes queues and then the exchange, once the benchmark
-// has closed its connections.
-func deleteRabbitMQ(tb testing.TB, exchange string, queues ...string) {
-	conn, err := amqp.Dial(rabbitURL())
-	if err != nil {
-		tb.Errorf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		tb.Errorf("cleanup: %v", err)
-		return
-	}
-	defer ch.Close()
-	for _, q := range queues {
-		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-			tb.Errorf("cleanup: delete queue %s: %v", q, err)
-			return
-		}
-	}
-	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
-		tb.Errorf("cleanup: delete exchange %s: %v", exchange, err)
-	}
 }
 
 // groupQueues are the queues rabbitbus declares for groups in namespace ns.
@@ -284,7 +257,7 @@ func (m *memoryInbox) Close() error { return nil }
 func benchmarkBatonPipeline(b *testing.B, storeKind string) {
 	ctx := context.Background()
 	ns := benchNamespace()
-	b.Cleanup(func() { deleteRabbitMQ(b, ns, groupQueues(ns, "relay", "sink")...) })
+	b.Cleanup(func() { rabbitmq.Delete(b, ns, groupQueues(ns, "relay", "sink")...) })
 	st := openBenchStore(b, storeKind, ns)
 	tr, err := rabbitbus.Open(ctx, rabbitbus.Config{URL: rabbitURL(), Namespace: ns})
 	if err != nil {
@@ -356,7 +329,7 @@ func benchmarkHandwrittenPipeline(b *testing.B) {
 	ctx := context.Background()
 	ns := benchNamespace()
 	relayQ, sinkQ := ns+".relay", ns+".sink"
-	b.Cleanup(func() { deleteRabbitMQ(b, ns, relayQ, sinkQ) })
+	b.Cleanup(func() { rabbitmq.Delete(b, ns, relayQ, sinkQ) })
 	pubConn, subConn := handTopology(b, ns, map[string]string{relayQ: pipelineIn, sinkQ: pipelineOut})
 
 	pub, err := pubConn.Channel()

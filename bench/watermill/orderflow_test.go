@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/batonhq/baton/bench/internal/cpuacct"
 	"github.com/batonhq/baton/bench/internal/openloop"
 	"github.com/batonhq/baton/bench/internal/orderwork"
+	"github.com/batonhq/baton/bench/internal/rabbitmq"
 	"github.com/batonhq/baton/examples/orders"
 )
 
@@ -30,12 +30,7 @@ const (
 	handlers = 16
 )
 
-func rabbitURL() string {
-	if v := os.Getenv("BATON_RABBITMQ_URL"); v != "" {
-		return v
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}
+func rabbitURL() string { return rabbitmq.URL() }
 
 func needRabbitMQ(tb testing.TB) {
 	tb.Helper()
@@ -163,7 +158,7 @@ func openFlow(tb testing.TB, want int) *flow {
 		cancel()
 		<-ran
 		placer.Close()
-		deleteTopology(tb, ns, queues)
+		rabbitmq.Delete(tb, ns, queues...)
 	})
 	return f
 }
@@ -172,31 +167,6 @@ func randHex() string {
 	var r [6]byte
 	rand.Read(r[:])
 	return hex.EncodeToString(r[:])
-}
-
-// deleteTopology deletes the queues and then the exchange.
-func deleteTopology(tb testing.TB, ns string, queues []string) {
-	conn, err := amqp.Dial(rabbitURL())
-	if err != nil {
-		tb.Errorf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		tb.Errorf("cleanup: %v", err)
-		return
-	}
-	defer ch.Close()
-	for _, q := range queues {
-		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-			tb.Errorf("cleanup: delete queue %s: %v", q, err)
-			return
-		}
-	}
-	if err := ch.ExchangeDelete(ns, false, false); err != nil {
-		tb.Errorf("cleanup: delete exchange %s: %v", ns, err)
-	}
 }
 
 func (f *flow) handle(orderID string) {
