@@ -182,44 +182,6 @@ func TestDemoOnNATSAndPostgres(t *testing.T) {
 	demoOn(t, styleOrchestration, "--bus", natsTestURL(), "--store", pgTestURL(), "--namespace", ns)
 }
 
-func TestPickBackends(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		bus, store, wantBus, wantStore, err string
-	}{
-		{"", "", kindEmbedded, kindEmbedded, ""},
-		{"embedded", "embedded", kindEmbedded, kindEmbedded, ""},
-		{"", "redis://127.0.0.1:6379/0", "", "", "--store redis://… needs --bus nats://… or amqp://…: the embedded backend can only be both"},
-		{"embedded", "postgres://x/y", "", "", "--store postgres://… needs --bus"},
-		{"nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0", kindNATS, kindRedis, ""},
-		{"NATS://127.0.0.1:4222", "postgresql://x/y", kindNATS, kindPostgres, ""},
-		{"amqp://guest:guest@127.0.0.1:5672/", "postgres://x/y", kindRabbitMQ, kindPostgres, ""},
-		{"rabbitmq://guest:guest@127.0.0.1:5672/", "redis://x", kindRabbitMQ, kindRedis, ""},
-		{"nats://127.0.0.1:4222", "", "", "", "--bus nats://… needs --store postgres://… or redis://…: the embedded backend can only be both"},
-		{"amqp://u:secret@h/", "embedded", "", "", "--bus amqp://… needs --store postgres://… or redis://…"},
-		{"kafka://u:secret@h", "", "", "", "--bus kafka://…: unknown kind of bus; give embedded, nats://..., amqp://... or rabbitmq://..."},
-		{"127.0.0.1:4222", "", "", "", `--bus "127.0.0.1:4222": unknown kind of bus`},
-		{"", "mysql://u:secret@h/db", "", "", "--store mysql://…: unknown kind of store; give embedded, postgres://..., postgresql://... or redis://..."},
-	} {
-		t.Run(tc.bus+" "+tc.store, func(t *testing.T) {
-			b, s, err := pickBackends(tc.bus, tc.store)
-			switch {
-			case tc.err != "":
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v; want one saying %q", err, tc.err)
-				}
-				if strings.Contains(err.Error(), "secret") {
-					t.Errorf("error %q shows the password", err)
-				}
-			case err != nil:
-				t.Fatal(err)
-			case b != tc.wantBus || s != tc.wantStore:
-				t.Fatalf("bus %s, store %s; want %s, %s", b, s, tc.wantBus, tc.wantStore)
-			}
-		})
-	}
-}
-
 // Mistakes in --bus, --store and --namespace, or in the environment, are
 // usage errors of demo and server; the flags win over the environment.
 func TestBackendUsage(t *testing.T) {

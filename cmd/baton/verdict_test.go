@@ -10,10 +10,10 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend/embedded"
-	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/examples/orders"
 	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/runner"
 	"github.com/batonhq/baton/store"
 )
 
@@ -95,26 +95,15 @@ func TestStatusOfACompletedGenericRun(t *testing.T) {
 		return []baton.Event{out}, err
 	}
 	services := []baton.Service{{Name: "printer", Handlers: []baton.Handler{{Type: "label.print.v1", Func: label}}}}
-	rt, err := bus.New(bus.Config{Transport: b, Store: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range services {
-		if err := rt.Register(s); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f := flow.Flow{Name: "labels", Version: 1, Steps: []flow.Step{{Name: "print", Send: &flow.Send{Type: "label.print.v1"}}}}
-	co, err := flow.New(flow.Config{Store: b, Transport: b, Flows: []flow.Flow{f}, Services: services, TimerPoll: 5 * time.Millisecond})
+	r, err := runner.New(runner.Config{Transport: b, Store: b, Services: services, Flows: []flow.Flow{f}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Start(ctx); err != nil {
+	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := co.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	co := r.Coordinator()
 	run, _, err := co.StartRun(ctx, flow.StartRequest{Flow: "labels", Key: "parcel-7"})
 	if err != nil {
 		t.Fatal(err)
@@ -131,10 +120,9 @@ func TestStatusOfACompletedGenericRun(t *testing.T) {
 			t.Fatalf("run %s is %s after 20s, want completed", run.ID, got.Status)
 		}
 	}
-	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	co.Stop(stopCtx)
-	rt.Stop(stopCtx)
+	if err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
