@@ -16,6 +16,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Runtime. Zero values mean the documented defaults.
@@ -38,6 +39,9 @@ type Config struct {
 	// Source is the source of events published with Publish (default "baton").
 	Source string
 	Logger *slog.Logger
+	// Metrics, when set, is where the runtime registers its Prometheus
+	// collectors (see docs/observability.md); nil records none.
+	Metrics prometheus.Registerer
 }
 
 // Store is the slice of the state store the runtime uses: the inbox it
@@ -97,6 +101,7 @@ type Runtime struct {
 	async    AsyncPublisher // nil unless the transport is one, and not a Committer
 	services []baton.Service
 	stats    Stats
+	metrics  *metrics
 
 	mu      sync.Mutex
 	started bool
@@ -130,7 +135,11 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats()}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("bus.New: metrics: %w", err)
+	}
+	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats(), metrics: m}
 	if c, ok := cfg.Transport.(Committer); ok {
 		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
 	} else {
@@ -260,6 +269,7 @@ func (r *Runtime) Stats() *Stats { return &r.stats }
 // one batch, journaling each. Nothing is published when one is refused.
 func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 	now := time.Now()
+	start := now
 	msgs := make([]Message, len(events))
 	entries := make([]store.Entry, len(events))
 	for i, e := range events {
@@ -290,6 +300,7 @@ func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 		return fmt.Errorf("publish: %w", err)
 	}
 	r.stats.published.Add(int64(len(msgs)))
+	r.metrics.publishDone(len(msgs), time.Since(start))
 	return nil
 }
 
@@ -517,6 +528,7 @@ func (w *worker) settle(ctx context.Context, f inflight) {
 				v = verdict{duplicate: true}
 			}
 			w.r.stats.count(v, published)
+			w.r.metrics.count(w.svc.Name, v, published)
 			return
 		}
 		// A store or broker that is away is waited for while the runtime
@@ -559,6 +571,7 @@ type verdict struct {
 	dead      DeadReason // "" unless dead-lettered
 	retried   bool
 	duplicate bool
+	handler   string // the type the handler declares, for metrics
 }
 
 // handle runs the pipeline for one delivery and returns how to settle it.
@@ -644,8 +657,10 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 	}
 
 	start := time.Now()
+	ran := r.metrics.running(group, h.Type)
 	outs, err := call(baton.WithAttempt(ctx, d.Attempt), h.Func, e)
 	took := time.Since(start)
+	ran(took)
 	var msgs []Message
 	if err == nil {
 		msgs, err = w.outputs(&e, replyMeta(d.Meta), outs, start)
@@ -673,7 +688,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 		c.Journal = []store.Entry{{Time: time.Now(), CorrelationID: e.CorrelationID, Outcome: store.Failed,
 			EventID: e.ID, EventType: e.Type, Subject: e.Subject, Group: group, Attempt: d.Attempt,
 			Duration: took, Error: fmt.Sprintf("%v (retry in %v)", err, delay.Round(time.Millisecond))}}
-		return c, verdict{retried: true}
+		return c, verdict{retried: true, handler: h.Type}
 	}
 
 	c.Publish, c.Handled, c.ReplyTo = msgs, e.ID, d.Meta[MetaReplyTo]
@@ -687,7 +702,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 	for _, o := range outs {
 		c.Journal = append(c.Journal, publishedEntry(o, handled.Time))
 	}
-	return c, verdict{}
+	return c, verdict{handler: h.Type}
 }
 
 // handlerFor finds the handler of e's type, upcasting e to the version the

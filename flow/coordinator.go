@@ -15,6 +15,7 @@ import (
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultGroup is the consumer group the coordinator receives its replies
@@ -71,6 +72,9 @@ type Config struct {
 	// looked for (default 20ms).
 	TimerPoll time.Duration
 	Logger    *slog.Logger
+	// Metrics, when set, is where the coordinator registers its Prometheus
+	// collectors (see docs/observability.md); nil records none.
+	Metrics prometheus.Registerer
 }
 
 // Coordinator runs flows. It is safe for concurrent use.
@@ -82,6 +86,7 @@ type Coordinator struct {
 	registry *event.Registry    // input schemas, as types flow.NAME.vN
 	http     *HTTPClient
 	seed     maphash.Seed
+	metrics  *metrics
 	// stripes serialise the transitions of a run in this process and cache
 	// the runs they last saved, sparing a read and a decode per transition;
 	// a save another coordinator made meanwhile shows as a conflict, and
@@ -159,6 +164,10 @@ func New(cfg Config) (*Coordinator, error) {
 		cfg: cfg, flows: map[string][]*Flow{}, routes: map[string]string{}, waits: map[string]bool{},
 		registry: event.NewRegistry(), http: NewHTTPClient(cfg.HTTP), seed: maphash.MakeSeed(),
 		stopped: make(chan struct{}), kick: make(chan struct{}, 1),
+	}
+	var err error
+	if c.metrics, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("flow.New: metrics: %w", err)
 	}
 	for _, s := range cfg.Services {
 		for _, h := range s.Handlers {
@@ -360,6 +369,7 @@ func (c *Coordinator) StartRun(ctx context.Context, req StartRequest) (store.Run
 	if err != nil || !created {
 		return stored, false, err
 	}
+	c.metrics.runStarted(stored.Flow)
 	st := c.stripe(stored.ID)
 	st.Lock()
 	if _, moved := st.runs[stored.ID]; !moved { // a reply may have come first
@@ -523,6 +533,7 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 // after does what a saved transition asks: timers, HTTP calls,
 // notifications, and the journal entry of a run's end.
 func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
+	c.metrics.saved(x, run.Flow, string(run.Status), run.Updated.Sub(run.Created))
 	if x.ended {
 		c.journalEnd(ctx, run)
 	}

@@ -31,6 +31,8 @@ type exec struct {
 	out     []command
 	calls   []pendingCall
 	notes   []Notification
+	// outcomes are the step outcomes of the transition, for metrics.
+	outcomes []string
 }
 
 // command is a message a transition sends, with the step it is for.
@@ -163,6 +165,7 @@ func (x *exec) compensate() {
 			if st := x.run.Steps[c.path]; st.Status == store.StepCompleted {
 				st.Status = store.StepCompensated
 				x.changed = true
+				x.outcomes = append(x.outcomes, "compensated")
 			}
 		}
 	}
@@ -455,6 +458,7 @@ func (x *exec) complete(s *Step, path string, st *store.StepState, result json.R
 	st.Status, st.Ended, st.Error = store.StepCompleted, x.now, ""
 	st.Due, st.Backoff = time.Time{}, false
 	x.changed = true
+	x.outcomes = append(x.outcomes, "completed")
 	if result != nil {
 		x.set("steps."+s.Name, result)
 	}
@@ -464,6 +468,7 @@ func (x *exec) fail(path string, st *store.StepState, msg string) {
 	st.Status, st.Ended, st.Error = store.StepFailed, x.now, msg
 	st.Due, st.Backoff = time.Time{}, false
 	x.changed = true
+	x.outcomes = append(x.outcomes, "failed")
 	if x.run.Error == "" && !strings.HasPrefix(path, "on_failure/") && !strings.Contains(path, "/compensate/") {
 		x.run.Error = "step " + path + ": " + msg
 	}
@@ -488,6 +493,7 @@ func (x *exec) attemptFailed(s *Step, path string, st *store.StepState, msg stri
 	st.Error = msg
 	st.Due, st.Backoff = x.now.Add(policy.Backoff(st.Attempts, rand.Float64)), true
 	x.changed = true
+	x.outcomes = append(x.outcomes, "retried")
 }
 
 func (x *exec) set(path string, v json.RawMessage) {

@@ -42,6 +42,8 @@ import (
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // DefaultStopTimeout bounds each part's graceful stop when
@@ -84,6 +86,12 @@ type Config struct {
 	StopTimeout time.Duration
 	// Logger receives what the parts log; the default discards.
 	Logger *slog.Logger
+	// Metrics, when set, is the Prometheus registry the runtime and the
+	// coordinator register their collectors with, and that GET /metrics
+	// on Addr serves, open like /healthz (docs/observability.md). One
+	// *prometheus.Registry is both what is registered with and what is
+	// gathered, so the two cannot disagree. Nil records no metrics.
+	Metrics *prometheus.Registry
 }
 
 // Runner runs services and flows. Build it with New, then Run it (or Start
@@ -124,7 +132,7 @@ func New(cfg Config) (*Runner, error) {
 	r := &Runner{cfg: cfg, stopped: make(chan struct{})}
 	var err error
 	r.rt, err = bus.New(bus.Config{Transport: cfg.Transport, Store: cfg.Store, Concurrency: cfg.Concurrency,
-		Source: cfg.Source, Logger: cfg.Logger})
+		Source: cfg.Source, Logger: cfg.Logger, Metrics: registerer(cfg.Metrics)})
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +148,7 @@ func New(cfg Config) (*Runner, error) {
 		}
 		services := append(append([]baton.Service(nil), cfg.Services...), cfg.Remote...)
 		r.co, err = flow.New(flow.Config{Store: cfg.Store, Transport: tr, Flows: cfg.Flows,
-			Services: services, Notifier: cfg.Notifier, Logger: cfg.Logger})
+			Services: services, Notifier: cfg.Notifier, Logger: cfg.Logger, Metrics: registerer(cfg.Metrics)})
 		if err != nil {
 			return nil, err
 		}
@@ -155,6 +163,14 @@ func New(cfg Config) (*Runner, error) {
 		}
 	}
 	return r, nil
+}
+
+// registerer is reg as a prometheus.Registerer: nil stays an untyped nil.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
 }
 
 // server is the HTTP server of Config.Addr: the API, with /stats beside it.
@@ -174,6 +190,9 @@ func (r *Runner) server() (*http.Server, error) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(r.Stats())
 	})
+	if r.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(r.cfg.Metrics, promhttp.HandlerOpts{}))
+	}
 	srv.Handler = mux
 	srv.ErrorLog = slog.NewLogLogger(r.cfg.Logger.Handler(), slog.LevelWarn)
 	return srv, nil
