@@ -489,7 +489,7 @@ func (w *worker) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			w.r.cfg.Logger.Error("receive failed; retrying", "group", w.svc.Name, "err", err, "in", backoff)
+			w.r.cfg.Logger.ErrorContext(ctx, "receive failed; retrying", "group", w.svc.Name, "err", err, "in", backoff)
 			select {
 			case <-ctx.Done():
 				return
@@ -540,16 +540,16 @@ func (w *worker) settle(ctx context.Context, f inflight) {
 		code := baton.ErrorCode(err)
 		if code == baton.Invalid || code == baton.Conflict {
 			// Already settled, or not this transport's: nothing to hand back.
-			w.r.cfg.Logger.Error("settle failed", "group", w.svc.Name, "event", d.ID, "err", err)
+			w.r.cfg.Logger.ErrorContext(ctx, "settle failed", "group", w.svc.Name, "event", d.ID, "err", err)
 			return
 		}
 		if attempt >= 5 && (code != baton.Unavailable || ctx.Err() != nil) {
-			w.r.cfg.Logger.Error("settle failed; handing the event back for redelivery", "group", w.svc.Name, "event", d.ID, "err", err)
+			w.r.cfg.Logger.ErrorContext(ctx, "settle failed; handing the event back for redelivery", "group", w.svc.Name, "event", d.ID, "err", err)
 			w.handBack(ctx, d)
 			return
 		}
 		if attempt == 5 {
-			w.r.cfg.Logger.Warn("settle failed; retrying until the backend is back", "group", w.svc.Name, "event", d.ID, "err", err)
+			w.r.cfg.Logger.WarnContext(ctx, "settle failed; retrying until the backend is back", "group", w.svc.Name, "event", d.ID, "err", err)
 		}
 		time.Sleep(min(time.Duration(attempt)*50*time.Millisecond, 2*time.Second))
 	}
@@ -562,7 +562,7 @@ func (w *worker) handBack(ctx context.Context, d Delivery) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := w.sub.Nack(ctx, d, 0); err != nil {
-		w.r.cfg.Logger.Warn("handing the event back failed; the broker redelivers it when the connection ends", "group", w.svc.Name, "event", d.ID, "err", err)
+		w.r.cfg.Logger.WarnContext(ctx, "handing the event back failed; the broker redelivers it when the connection ends", "group", w.svc.Name, "event", d.ID, "err", err)
 	}
 }
 
@@ -606,7 +606,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 		if e != nil {
 			c.Journal[0].Subject = e.Subject
 		}
-		r.cfg.Logger.Warn("dead-lettered", "group", group, "type", d.Type, "event", dl.EventID, "reason", reason)
+		r.cfg.Logger.WarnContext(ctx, "dead-lettered", "group", group, "type", d.Type, "event", dl.EventID, "reason", reason)
 		return c, verdict{dead: kind}
 	}
 

@@ -566,7 +566,7 @@ func (c *Coordinator) journalEnd(ctx context.Context, run store.Run) {
 	e := store.Entry{Time: run.Updated, CorrelationID: run.Key, Outcome: store.RunEnded(run.Status),
 		EventID: run.ID, EventType: run.Flow, Subject: run.Key, Source: "baton.flow/" + run.Flow, Error: run.Error}
 	if err := c.cfg.Store.Append(context.WithoutCancel(ctx), e); err != nil {
-		c.cfg.Logger.Error("coordinator: journal the end of a run", "run", run.ID, "status", run.Status, "err", err)
+		c.cfg.Logger.ErrorContext(ctx, "coordinator: journal the end of a run", "run", run.ID, "status", run.Status, "err", err)
 	}
 }
 
@@ -599,7 +599,7 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 		for {
 			pending, err := ob.ClaimOutbound(work, 256, relayLease)
 			if err != nil {
-				c.cfg.Logger.Error("coordinator: read the outbox; retrying", "err", err)
+				c.cfg.Logger.ErrorContext(work, "coordinator: read the outbox; retrying", "err", err)
 				break
 			}
 			if len(pending) == 0 {
@@ -619,7 +619,7 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 					if perr != nil {
 						// Written by a coordinator of another version: it
 						// cannot be sent, and is dropped with a word.
-						c.cfg.Logger.Error("coordinator: an outbox message is not a bus record; dropping it", "id", p.Outbound.ID, "type", p.Type, "err", perr)
+						c.cfg.Logger.ErrorContext(work, "coordinator: an outbox message is not a bus record; dropping it", "id", p.Outbound.ID, "type", p.Type, "err", perr)
 						continue
 					}
 					msgs = append(msgs, m)
@@ -640,7 +640,7 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 				err = merr
 			}
 			if err != nil {
-				c.cfg.Logger.Error("coordinator: send the outbox; retrying", "err", err)
+				c.cfg.Logger.ErrorContext(work, "coordinator: send the outbox; retrying", "err", err)
 				break
 			}
 		}
@@ -657,7 +657,7 @@ func (c *Coordinator) callHTTP(runID string, call pendingCall) {
 		return nil
 	})
 	if terr != nil {
-		c.cfg.Logger.Error("record an HTTP step's result", "run", runID, "step", call.path, "err", terr)
+		c.cfg.Logger.ErrorContext(ctx, "record an HTTP step's result", "run", runID, "step", call.path, "err", terr)
 	}
 }
 
@@ -667,7 +667,7 @@ func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
 		d, err := sub.Receive(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				c.cfg.Logger.Error("coordinator receive", "err", err)
+				c.cfg.Logger.ErrorContext(ctx, "coordinator receive", "err", err)
 				time.Sleep(100 * time.Millisecond)
 			}
 			continue
@@ -675,7 +675,7 @@ func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
 		work := context.WithoutCancel(ctx)
 		acked, err := c.deliver(work, d)
 		if err != nil {
-			c.cfg.Logger.Error("coordinator: handle a reply; it will be redelivered", "type", d.Type, "id", d.ID, "err", err)
+			c.cfg.Logger.ErrorContext(work, "coordinator: handle a reply; it will be redelivered", "type", d.Type, "id", d.ID, "err", err)
 			sub.Nack(work, d, time.Second)
 			continue
 		}
@@ -683,7 +683,7 @@ func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
 			continue
 		}
 		if err := sub.Ack(work, d); err != nil {
-			c.cfg.Logger.Error("coordinator: ack a reply", "type", d.Type, "id", d.ID, "err", err)
+			c.cfg.Logger.ErrorContext(work, "coordinator: ack a reply", "type", d.Type, "id", d.ID, "err", err)
 		}
 	}
 }
@@ -693,7 +693,7 @@ func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
 // It reports whether the delivery was acknowledged with the transition.
 func (c *Coordinator) deliver(ctx context.Context, d bus.Delivery) (bool, error) {
 	if d.Err != nil {
-		c.cfg.Logger.Warn("coordinator: dropping an undecodable message", "type", d.Type, "err", d.Err)
+		c.cfg.Logger.WarnContext(ctx, "coordinator: dropping an undecodable message", "type", d.Type, "err", d.Err)
 		return false, nil
 	}
 	e := d.Event
@@ -737,7 +737,7 @@ func (c *Coordinator) timers(ctx context.Context) {
 		}
 		due, err := c.cfg.Store.DueRuns(ctx, time.Now(), 256)
 		if err != nil {
-			c.cfg.Logger.Error("coordinator: due runs", "err", err)
+			c.cfg.Logger.ErrorContext(ctx, "coordinator: due runs", "err", err)
 			continue
 		}
 		work := context.WithoutCancel(ctx)
@@ -747,7 +747,7 @@ func (c *Coordinator) timers(ctx context.Context) {
 				return nil
 			})
 			if err != nil && !errors.Is(err, baton.ErrNotFound) {
-				c.cfg.Logger.Error("coordinator: wake run", "run", r.ID, "err", err)
+				c.cfg.Logger.ErrorContext(work, "coordinator: wake run", "run", r.ID, "err", err)
 			}
 		}
 	}
@@ -766,7 +766,7 @@ func (c *Coordinator) resume(ctx context.Context) error {
 				run := &runs[i]
 				f, err := c.Flow(run.Flow, run.Version)
 				if err != nil {
-					c.cfg.Logger.Error("coordinator: cannot resume a run of an unknown flow version", "run", run.ID, "flow", run.Flow, "version", run.Version)
+					c.cfg.Logger.ErrorContext(ctx, "coordinator: cannot resume a run of an unknown flow version", "run", run.ID, "flow", run.Flow, "version", run.Version)
 					continue
 				}
 				x := c.exec(run, f, time.Now().UTC())

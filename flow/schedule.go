@@ -174,7 +174,7 @@ func (s *Scheduler) Put(ctx context.Context, sc store.Schedule) (store.Schedule,
 		if err != nil {
 			return store.Schedule{}, err
 		}
-		s.log.Info("schedule put", "schedule", saved.Name, "flow", saved.Flow, "cron", saved.Cron, "every", saved.Every)
+		s.log.InfoContext(ctx, "schedule put", "schedule", saved.Name, "flow", saved.Flow, "cron", saved.Cron, "every", saved.Every)
 		return saved, nil
 	}
 	return store.Schedule{}, baton.Errorf(baton.Conflict, op, "the schedule kept changing; try again")
@@ -237,7 +237,7 @@ func (s *Scheduler) setPaused(ctx context.Context, name string, paused bool) (st
 			continue
 		}
 		if err == nil {
-			s.log.Info("schedule paused", "schedule", name, "paused", paused)
+			s.log.InfoContext(ctx, "schedule paused", "schedule", name, "paused", paused)
 		}
 		return saved, err
 	}
@@ -312,7 +312,7 @@ func (s *Scheduler) runSchedule(ctx context.Context, sc store.Schedule) (int, er
 			// Another coordinator handled the schedule (its runs have the
 			// same keys as ours), or it was changed meanwhile: the next
 			// pass reloads it.
-			p.log.Debug("schedule saved meanwhile; leaving it to the other save", "error", err)
+			p.log.DebugContext(ctx, "schedule saved meanwhile; leaving it to the other save", "error", err)
 		}
 	}
 	return p.started, errors.Join(p.errs...)
@@ -352,7 +352,7 @@ func (p *pass) fire(ctx context.Context, now time.Time, spec tickSpec) error {
 		return nil
 	}
 	if skipped > 0 {
-		p.log.Info("schedule skipped missed ticks (catch-up limit)", "skipped", skipped, "catch_up", p.sc.CatchUp, "since", p.sc.LastTick)
+		p.log.InfoContext(ctx, "schedule skipped missed ticks (catch-up limit)", "skipped", skipped, "catch_up", p.sc.CatchUp, "since", p.sc.LastTick)
 		// Just before the first tick to fire: the skipped ones are handled.
 		p.sc.LastTick, p.changes = ticks[0].Add(-time.Nanosecond), true
 	}
@@ -373,11 +373,11 @@ func (p *pass) fire(ctx context.Context, now time.Time, spec tickSpec) error {
 				// the ticks after it are dropped then.
 				p.handled(t, p.sc.LastRun)
 				p.sc.Buffered = true
-				p.log.Info("schedule buffered tick (previous run still going)", "tick", t, "last_run", p.sc.LastRun, "dropped", len(ticks)-i-1)
+				p.log.InfoContext(ctx, "schedule buffered tick (previous run still going)", "tick", t, "last_run", p.sc.LastRun, "dropped", len(ticks)-i-1)
 				return nil
 			}
 			p.handled(t, p.sc.LastRun)
-			p.log.Info("schedule skipped tick (previous run still going)", "tick", t, "last_run", p.sc.LastRun)
+			p.log.InfoContext(ctx, "schedule skipped tick (previous run still going)", "tick", t, "last_run", p.sc.LastRun)
 			continue
 		}
 		r, err := p.start(ctx, t)
@@ -426,7 +426,7 @@ func (p *pass) startBuffered(ctx context.Context, now time.Time, spec tickSpec) 
 	ticks, skipped := p.s.due(spec, tick, now, 0)
 	if len(ticks) > 0 {
 		p.sc.LastTick = ticks[len(ticks)-1]
-		p.log.Info("schedule dropped ticks that came while one was buffered", "dropped", skipped+len(ticks), "until", p.sc.LastTick)
+		p.log.InfoContext(ctx, "schedule dropped ticks that came while one was buffered", "dropped", skipped+len(ticks), "until", p.sc.LastTick)
 	}
 	return nil
 }
@@ -439,14 +439,14 @@ func (p *pass) start(ctx context.Context, t time.Time) (store.Run, error) {
 	case err != nil:
 		err = fmt.Errorf("start %s: %w", key, err)
 		if refused(err) {
-			p.log.Warn("schedule tick refused by the coordinator; skipped", "tick", t, "error", err)
+			p.log.WarnContext(ctx, "schedule tick refused by the coordinator; skipped", "tick", t, "error", err)
 		}
 		return r, err
 	case created:
 		p.started++
-		p.log.Info("schedule started run", "tick", t, "run", r.ID)
+		p.log.InfoContext(ctx, "schedule started run", "tick", t, "run", r.ID)
 	default:
-		p.log.Debug("schedule tick already started", "tick", t, "run", r.ID)
+		p.log.DebugContext(ctx, "schedule tick already started", "tick", t, "run", r.ID)
 	}
 	return r, nil
 }
@@ -584,7 +584,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if n, err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("schedules: pass failed", "started", n, "error", err)
+			s.log.WarnContext(ctx, "schedules: pass failed", "started", n, "error", err)
 		}
 		select {
 		case <-s.quit:

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,7 +108,7 @@ that namespace first (as baton namespace delete does) and says so.`,
 	f.BoolVar(&cfg.serve, "serve", false, "after the orders end, keep the services and the control socket running until Ctrl-C")
 	f.StringVar(&cfg.style, "style", styleChoreography, "how the services are coordinated: `STYLE` choreography or orchestration")
 	backends := f.backendFlags()
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if err := backends.fromEnv(e, "demo"); err != nil {
@@ -134,13 +133,11 @@ that namespace first (as baton namespace delete does) and says so.`,
 // demo runs the demo; it returns errSilent when it already reported the
 // failure.
 func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
-	// Libraries that log to slog's default (pgstore does, unless given a
-	// logger) write their warnings through the console, which clears the
-	// progress line first.
+	// Log lines, the demo's and those of libraries that log to slog's
+	// default (pgstore does, unless given a logger), go through the
+	// console, which clears the progress line first and redraws it after.
 	con := &console{w: e.stderr}
-	prevLog := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(con, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	defer slog.SetDefault(prevLog)
+	log := e.useLog(con)
 	dir, keep := cfg.data, true
 	if dir != "" {
 		// The embedded backend makes its directory; on a broker it holds
@@ -203,7 +200,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	}
 	defer ledger.Close()
 
-	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-demo"})
+	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-demo", Logger: log})
 	if err != nil {
 		return err
 	}
@@ -227,7 +224,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		if !ok {
 			return fmt.Errorf("the bus %T cannot send to one consumer group, which the orchestrated demo's steps need", tp)
 		}
-		co, err = flow.New(flow.Config{Store: st, Transport: ftp, Flows: []flow.Flow{orchestration.Flow()}, Services: services})
+		co, err = flow.New(flow.Config{Store: st, Transport: ftp, Flows: []flow.Flow{orchestration.Flow()}, Services: services, Logger: log})
 		if err != nil {
 			return err
 		}

@@ -82,7 +82,7 @@ type and id, the attempts made, and the reason.`,
 	after := f.String("after", "", "list those after the dead letter `ID` (to page)")
 	asJSON := f.Bool("json", false, "print the dead letters as JSON")
 	wide := f.Bool("wide", false, "show event ids whole (default: the part that tells them apart)")
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if *limit < 1 {
@@ -140,7 +140,7 @@ JSON (a CloudEvents envelope, as Baton writes them), as received otherwise.`,
 		"baton dlq show --data ./baton-data 1234")
 	tgt := f.targetFlags(e, false)
 	asJSON := f.Bool("json", false, "print the dead letter as JSON (the body base64-encoded)")
-	args, err := f.parseArgs(e.stdout, args, 1, 1, "the dead letter's ID (see baton dlq list)")
+	args, err := f.parseArgs(e, args, 1, 1, "the dead letter's ID (see baton dlq list)")
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ journal keeps what happened to them.`,
 // past failures, which it reports.
 func dlqEach(ctx context.Context, e *env, f *flags, args []string, tgt *target, all *bool, done string,
 	do func(context.Context, source, string) error) error {
-	args, err := f.parse(e.stdout, args)
+	args, err := f.parse(e, args)
 	if err != nil {
 		return err
 	}

@@ -16,17 +16,35 @@ type flags struct {
 	usage    string // "[flags] ID"
 	details  string // paragraphs after the synopsis
 	examples []string
+	// logLevel and logFormat are --log-level and --log-format, which every
+	// command has.
+	logLevel, logFormat string
 }
 
 func newFlags(path, synopsis, usage, details string, examples ...string) *flags {
 	fs := flag.NewFlagSet("baton "+path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &flags{FlagSet: fs, path: path, synopsis: synopsis, usage: usage, details: details, examples: examples}
+	f := &flags{FlagSet: fs, path: path, synopsis: synopsis, usage: usage, details: details, examples: examples}
+	fs.StringVar(&f.logLevel, "log-level", "", "log at `LEVEL` and above, to stderr: debug, info, warn or error (default: "+envLogLevel+", else info)")
+	fs.StringVar(&f.logFormat, "log-format", "", "write log lines as `FORMAT` text or json (default: "+envLogFormat+", else text)")
+	return f
 }
 
 // parse parses args, flags and positional arguments in any order ("--" ends
-// the flags). On --help it prints the help to w and returns errHelp.
-func (f *flags) parse(w io.Writer, args []string) ([]string, error) {
+// the flags), and sets e's logger as --log-level and --log-format say. On
+// --help it prints the help to e.stdout and returns errHelp.
+func (f *flags) parse(e *env, args []string) ([]string, error) {
+	pos, err := f.parseFlags(e.stdout, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.setLog(e); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+func (f *flags) parseFlags(w io.Writer, args []string) ([]string, error) {
 	var pos []string
 	for {
 		err := f.Parse(args)
@@ -67,8 +85,8 @@ func asTyped(args []string, name string) string {
 
 // parseArgs is parse for a command that takes min to max positional
 // arguments; what names the missing ones.
-func (f *flags) parseArgs(w io.Writer, args []string, min, max int, what string) ([]string, error) {
-	args, err := f.parse(w, args)
+func (f *flags) parseArgs(e *env, args []string, min, max int, what string) ([]string, error) {
+	args, err := f.parse(e, args)
 	if err != nil {
 		return nil, err
 	}

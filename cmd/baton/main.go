@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,6 +43,14 @@ type env struct {
 	// getenv reads the environment (BATON_SERVER, BATON_TOKEN, ...); nil
 	// reads nothing, so tests do not depend on the caller's.
 	getenv func(string) string
+	// defaultLog makes the command's logger slog's default too: the binary
+	// sets it; tests that run commands side by side leave it unset.
+	defaultLog bool
+
+	// logs is how the command logs, and log its logger writing to stderr;
+	// both are set when its flags are parsed.
+	logs logConfig
+	log  *slog.Logger
 }
 
 func (e *env) env(key string) string {
@@ -70,7 +79,7 @@ func init() {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr), getenv: os.Getenv}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr), getenv: os.Getenv, defaultLog: true}
 	code := run(ctx, e, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -73,7 +73,7 @@ stop the process that holds it and remove the directory.`,
 	yes := f.Bool("yes", false, "delete; without it, say what would be deleted")
 	var groups groupList
 	f.Var(&groups, "group", "also delete the RabbitMQ queues of the consumer group `NAME` (repeat for more)")
-	args, err := f.parseArgs(e.stdout, args, 1, 1, "the namespace's NAME")
+	args, err := f.parseArgs(e, args, 1, 1, "the namespace's NAME")
 	if err != nil {
 		return err
 	}

@@ -179,7 +179,7 @@ completed.`,
 	version := f.Int("version", 0, "start version `N` of the flow (default 0: the latest)")
 	wait := f.Bool("wait", false, "follow the run until it ends; exit 1 unless it completed")
 	asJSON := f.Bool("json", false, "print the run as JSON")
-	args, err := f.parseArgs(e.stdout, args, 2, 2, "FLOW and KEY")
+	args, err := f.parseArgs(e, args, 2, 2, "FLOW and KEY")
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ long it took, and its error; then the input and the result.`,
 		"baton run get --data ./baton-data r-0123456789abcdef")
 	tgt := f.targetFlags(e, true)
 	asJSON := f.Bool("json", false, "print the run as JSON")
-	args, err := f.parseArgs(e.stdout, args, 1, 1, "RUN-ID (see baton run list)")
+	args, err := f.parseArgs(e, args, 1, 1, "RUN-ID (see baton run list)")
 	if err != nil {
 		return err
 	}
@@ -401,7 +401,7 @@ narrow the list; they combine. --since and --until take an RFC 3339 time
 	limit := f.Int("limit", 50, "list at most `N` runs (up to 1000)")
 	after := f.String("after", "", "list the runs after the run `ID` (to page)")
 	asJSON := f.Bool("json", false, "print the runs as JSON")
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	q := store.RunQuery{Flow: *flowName, Key: *key, After: *after, Status: store.RunStatus(*status)}
@@ -493,7 +493,7 @@ as it is, and the command fails.`,
 	tgt := f.targetFlags(e, true)
 	reason := f.String("reason", "", `why, recorded as the run's error (default "cancelled on request")`)
 	asJSON := f.Bool("json", false, "print the run as JSON")
-	args, err := f.parseArgs(e.stdout, args, 1, 1, "RUN-ID (see baton run list)")
+	args, err := f.parseArgs(e, args, 1, 1, "RUN-ID (see baton run list)")
 	if err != nil {
 		return err
 	}
@@ -523,7 +523,7 @@ and the command fails.`,
 	tgt := f.targetFlags(e, true)
 	payload := f.String("payload", "", "the event's data: `JSON`, @FILE, or - for stdin (default: none)")
 	asJSON := f.Bool("json", false, "print the run as JSON")
-	args, err := f.parseArgs(e.stdout, args, 2, 2, "RUN-ID and TYPE")
+	args, err := f.parseArgs(e, args, 2, 2, "RUN-ID and TYPE")
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ it handled and the last run it started.`,
 		"baton schedule list --data ./baton-data")
 	tgt := f.targetFlags(e, true)
 	asJSON := f.Bool("json", false, "print the schedules as JSON")
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	src, err := openSchedules(ctx, tgt)
@@ -183,7 +183,7 @@ missed while it was paused, at most its catch-up limit start runs.`,
 func scheduleSet(ctx context.Context, e *env, args []string, f *flags, done string,
 	do func(context.Context, schedules, string) (store.Schedule, error)) error {
 	tgt := f.targetFlags(e, true)
-	args, err := f.parseArgs(e.stdout, args, 1, 1, "the schedule's NAME (see baton schedule list)")
+	args, err := f.parseArgs(e, args, 1, 1, "the schedule's NAME (see baton schedule list)")
 	if err != nil {
 		return err
 	}

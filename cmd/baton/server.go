@@ -131,7 +131,7 @@ with --server.`,
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "with --demo, the share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
 	f.DurationVar(&cfg.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, wait up to `D` for each part to finish its work")
 	backends := f.backendFlags()
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if err := backends.fromEnv(e, "server"); err != nil {
@@ -220,7 +220,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	if len(flows) == 0 {
 		return usagef("server: no flows to run: give --flows FILE (docs/orchestration.md shows one), or --demo for the orders example's flow")
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := e.log
 
 	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
 		return err

@@ -33,7 +33,7 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 	tgt := f.targetFlags(e, false)
 	asJSON := f.Bool("json", false, "print the journal entries as JSON")
 	wide := f.Bool("wide", false, "show event ids whole (default: the part that tells them apart)")
-	args, err := f.parseArgs(e.stdout, args, 1, 1, "ORDER-ID")
+	args, err := f.parseArgs(e, args, 1, 1, "ORDER-ID")
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ directly, every 200ms. With --server URL it long-polls a baton server's API.`,
 	fromStart := f.Bool("from-start", false, "begin with the first entry of the journal (seq 0)")
 	asJSON := f.Bool("json", false, "print each entry as one line of JSON")
 	wide := f.Bool("wide", false, "show event ids whole (default: the part that tells them apart)")
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	src, live, err := tgt.open(ctx)

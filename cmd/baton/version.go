@@ -14,7 +14,7 @@ installed with go install ...@v1.2.3, "(devel)" when built in a checkout),
 the commit and its time when the build recorded them (a "+dirty" commit
 had uncommitted changes), and the Go version.`,
 		"baton version")
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, version())

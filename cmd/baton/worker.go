@@ -77,7 +77,7 @@ flight (the others are redelivered), and closes the backends.`,
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "share `P` of orders, from 0 to 1, that meet a fault (give every process the same)")
 	f.IntVar(&cfg.concurrency, "concurrency", 0, "events each service handles at once, `N` (default 0: the runtime's default, 32)")
 	backends := f.backendFlags()
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if err := backends.fromEnv(e, "worker"); err != nil {
@@ -143,7 +143,7 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 		}
 	}
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Concurrency: cfg.concurrency,
-		Source: "baton-worker", StopTimeout: workerStopTimeout})
+		Source: "baton-worker", StopTimeout: workerStopTimeout, Logger: e.log})
 	if err != nil {
 		return err
 	}
