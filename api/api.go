@@ -114,7 +114,9 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// MaxBody limits request bodies (default DefaultMaxBody).
 	MaxBody int64
-	// Logger receives internal errors; the default discards.
+	// Logger receives internal errors, and a line per request at Info
+	// (method, path, status, bytes, duration, client address; never a
+	// header or the query); the default discards.
 	Logger *slog.Logger
 }
 
@@ -223,7 +225,7 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, baton.Errorf(baton.NotFound, r.Method+" "+r.URL.Path, "no such endpoint (see docs/api.md)"))
 	})
-	return h.authenticate(mux)
+	return h.logRequests(h.authenticate(mux))
 }
 
 func (h *handler) needCoord(fn http.HandlerFunc) http.HandlerFunc {
