@@ -55,8 +55,10 @@ func TestRunListUnderOrchestratedDemo(t *testing.T) {
 // runs, goes to the demo's stderr, not around it. Not parallel: it changes
 // the process's default logger.
 func TestDemoLogsThroughItsConsole(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) }) // after the demo stops
 	var out, errOut syncBuffer
-	serveDemo(t, &env{stdout: &out, stderr: &errOut, tty: true}, "--orders", "10")
+	serveDemo(t, &env{stdout: &out, stderr: &errOut, tty: true, defaultLog: true}, "--orders", "10")
 	slog.Warn("a library's warning")
 	if !strings.Contains(errOut.String(), `level=WARN msg="a library's warning"`) {
 		t.Errorf("stderr does not show the warning:\n%q", errOut.String())
