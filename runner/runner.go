@@ -84,7 +84,11 @@ type Config struct {
 	// StopTimeout bounds each part's graceful stop (default
 	// DefaultStopTimeout).
 	StopTimeout time.Duration
-	// Logger receives what the parts log; the default discards.
+	// Logger receives what the parts log; the default discards. Wrap its
+	// handler in telemetry.NewLogHandler, and make it slog's default too,
+	// for the lines logged with a handler's or a step's ctx (the parts'
+	// and the handlers' own) to carry the trace and span ids
+	// (docs/observability.md).
 	Logger *slog.Logger
 	// Metrics, when set, is the Prometheus registry the runtime and the
 	// coordinator register their collectors with, and that GET /metrics
