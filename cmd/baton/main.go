@@ -163,7 +163,9 @@ Commands:
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
-Run "baton <command> --help" for a command's flags and examples.
+Run "baton <command> --help" for a command's flags and examples. Every
+command takes --log-level debug|info|warn|error and --log-format text|json
+(or BATON_LOG_LEVEL and BATON_LOG_FORMAT); logs go to stderr.
 
 Examples:
   baton demo                                  # 1000 orders, in a temporary directory
