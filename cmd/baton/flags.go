@@ -44,6 +44,8 @@ func (f *flags) parse(e *env, args []string) ([]string, error) {
 	return pos, nil
 }
 
+// parseFlags is parse but for the logger: it returns the positional
+// arguments, and prints the help to w on --help.
 func (f *flags) parseFlags(w io.Writer, args []string) ([]string, error) {
 	var pos []string
 	for {
