@@ -204,6 +204,7 @@ func (h *handler) routes() http.Handler {
 
 	handle("GET", "/v1/journal", h.journal)
 	handle("GET", "/v1/history/{correlationID}", h.history)
+	handle("GET", "/v1/map", h.trafficMap)
 	handle("GET", "/v1/dead-letters", h.listDead)
 	handle("GET", "/v1/dead-letters/{id}", h.dead)
 	handle("POST", "/v1/dead-letters/{id}/replay", h.replayDead)
