@@ -229,9 +229,16 @@ func firstAfter(ctx context.Context, j Journal, from time.Time) (uint64, error) 
 // drawing accumulates the edges of a map, entry by entry.
 type drawing struct {
 	byKey     map[edgeKey]*edge
-	published map[string]time.Time // event id -> when it was published
-	caused    map[string]string    // id of an emitted event -> the group that emitted it
+	published map[string]time.Time  // event id -> when it was published
+	caused    map[string]string     // id of an emitted event -> the group that emitted it
+	waiting   map[string][]handling // event id -> its handlings journaled before its publication
 	next      int
+}
+
+// handling is the handling of an event by the group of an edge, at a time.
+type handling struct {
+	edge *edge
+	at   time.Time
 }
 
 type edgeKey struct {
@@ -246,7 +253,8 @@ type edge struct {
 }
 
 func newDrawing() *drawing {
-	return &drawing{byKey: map[edgeKey]*edge{}, published: map[string]time.Time{}, caused: map[string]string{}}
+	return &drawing{byKey: map[edgeKey]*edge{}, published: map[string]time.Time{}, caused: map[string]string{},
+		waiting: map[string][]handling{}}
 }
 
 func (d *drawing) edge(kind Kind, from, to string) *edge {
@@ -263,10 +271,17 @@ func (d *drawing) edge(kind Kind, from, to string) *edge {
 func (d *drawing) add(e store.Entry) {
 	switch e.Outcome {
 	case store.Published:
+		if _, again := d.published[e.EventID]; again {
+			return // a copy, published again after a redelivery
+		}
+		d.published[e.EventID] = e.Time
+		for _, h := range d.waiting[e.EventID] {
+			h.edge.hops = append(h.edge.hops, max(h.at.Sub(e.Time), 0))
+		}
+		delete(d.waiting, e.EventID)
 		// A handler's outputs are journaled right after its handled entry,
 		// in the same write, so the group that emitted an event is known
 		// by the time its published entry is read.
-		d.published[e.EventID] = e.Time
 		if g, ok := d.caused[e.EventID]; ok {
 			delete(d.caused, e.EventID)
 			d.edge(Emits, g, e.EventType).Count++
@@ -278,6 +293,11 @@ func (d *drawing) add(e store.Entry) {
 		ed.Count++
 		if at, ok := d.published[e.EventID]; ok {
 			ed.hops = append(ed.hops, max(e.Time.Sub(at), 0))
+		} else {
+			// A transport that is not atomic publishes a handler's outputs
+			// before it journals them, so a consumer may journal its
+			// handling first.
+			d.waiting[e.EventID] = append(d.waiting[e.EventID], handling{ed, e.Time})
 		}
 		for _, id := range e.Caused {
 			d.caused[id] = e.Group

@@ -187,3 +187,28 @@ func TestHopPercentiles(t *testing.T) {
 		t.Errorf("tick.v1 -> g: %+v; want 100 timed, p50 50s, p99 99s, no errors", e)
 	}
 }
+
+// On a transport that is not atomic a consumer may journal its handling of
+// an event before the producer journals its publication; the hop is timed
+// all the same. A copy published again counts once.
+func TestBuildHandledBeforeItsPublication(t *testing.T) {
+	t.Parallel()
+	j := journal(t,
+		by(5, store.Handled, "x", "tick.v1", "g"),
+		by(3, store.Handled, "w", "tock.v1", "producer", "x"),
+		published(3, "x", "tick.v1", "producer"),
+		published(3, "x", "tick.v1", "producer"),
+	)
+	m, err := traffic.Build(context.Background(), j, traffic.Query{From: at(0), To: at(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []traffic.Edge{
+		{Kind: traffic.Consumes, From: "tick.v1", To: "g", Count: 1, Timed: 1, HopP50: 2 * time.Second, HopP99: 2 * time.Second},
+		{Kind: traffic.Consumes, From: "tock.v1", To: "producer", Count: 1},
+		{Kind: traffic.Emits, From: "producer", To: "tick.v1", Count: 1},
+	}
+	if !reflect.DeepEqual(m.Edges, want) {
+		t.Errorf("edges:\n%s\nwant:\n%s", show(m.Edges), show(want))
+	}
+}

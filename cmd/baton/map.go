@@ -94,6 +94,9 @@ func mapText(w io.Writer, m traffic.Map, where string) error {
 		if ed.Kind == traffic.Consumes {
 			row = append(row, strconv.Itoa(ed.Failed), strconv.Itoa(ed.DeadLettered), strconv.Itoa(ed.Duplicates),
 				percent(ed.ErrorRate), percent(ed.DeadLetterRate), took(ed.HopP50), took(ed.HopP99))
+		} else {
+			// Cells, even empty, keep the columns of the rows below aligned.
+			row = append(row, "", "", "", "", "", "", "")
 		}
 		rows = append(rows, row)
 	}
