@@ -42,7 +42,7 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 --server URL.`,
 		"baton map --data ./baton-data",
 		"baton map --data ./baton-data --window 1h --format dot | dot -Tsvg > map.svg",
-		"baton map --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://127.0.0.1:5432/test --namespace shop",
+		"baton map --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0 --namespace shop",
 		"baton map --server http://127.0.0.1:7070 --format mermaid",
 		"baton map --data ./baton-data --format json | jq '.edges[] | select(.dead_lettered > 0)'")
 	tgt := f.targetFlags(e, false)
