@@ -261,3 +261,24 @@ func TestMapUsage(t *testing.T) {
 		}
 	}
 }
+
+// baton map reaches a running demo's journal through its control socket.
+func TestMapOfRunningDemo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var out, errOut syncBuffer
+	serveDemo(t, &env{stdout: &out, stderr: &errOut}, "--orders", "20", "--data", dir)
+	m := mapJSON(t, "--data", dir)
+	want := map[[2]string]int{{"baton-demo", orders.TypeOrderPlaced}: 20, {orders.TypeOrderPlaced, "payment"}: 20, {"order", orders.TypeOrderCompleted}: 20}
+	for _, e := range m.Edges {
+		if n, ok := want[[2]string{e.From, e.To}]; ok {
+			if e.Count != n {
+				t.Errorf("%s -> %s: %d, want %d", e.From, e.To, e.Count, n)
+			}
+			delete(want, [2]string{e.From, e.To})
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("edges %v missing from the map of the running demo: %+v", want, m.Edges)
+	}
+}
