@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/batonhq/baton/traffic"
 )
@@ -82,8 +83,7 @@ var mapFormats = map[string]func(w io.Writer, m traffic.Map, where string) error
 }
 
 func mapText(w io.Writer, m traffic.Map, where string) error {
-	fmt.Fprintf(w, "traffic of %s from %s to %s: %d journal entries\n\n", where,
-		m.From.Local().Format("2006-01-02 15:04:05"), m.To.Local().Format("15:04:05"), m.Entries)
+	fmt.Fprintf(w, "%s: %d journal entries\n\n", title(m, where), m.Entries)
 	if len(m.Edges) == 0 {
 		fmt.Fprintln(w, "no traffic in the window; give a longer --window?")
 		return nil
@@ -101,6 +101,17 @@ func mapText(w io.Writer, m traffic.Map, where string) error {
 		rows = append(rows, row)
 	}
 	return table(w, rows)
+}
+
+// title names what a map shows: "traffic of DIR from 2026-03-01 12:00:00
+// to 12:15:00", with the end's date when it is another day.
+func title(m traffic.Map, where string) string {
+	from, to := m.From.Local(), m.To.Local()
+	end := to.Format("15:04:05")
+	if from.YearDay() != to.YearDay() || from.Year() != to.Year() {
+		end = to.Format(time.DateTime)
+	}
+	return fmt.Sprintf("traffic of %s from %s to %s", where, from.Format(time.DateTime), end)
 }
 
 func percent(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
@@ -144,7 +155,7 @@ func label(ed traffic.Edge) []string {
 func mapDOT(w io.Writer, m traffic.Map, where string) error {
 	var b strings.Builder
 	b.WriteString("digraph baton {\n")
-	fmt.Fprintf(&b, "  label=%s;\n", dotQuote("traffic of "+where+" from "+m.From.Local().Format("2006-01-02 15:04:05")+" to "+m.To.Local().Format("15:04:05")))
+	fmt.Fprintf(&b, "  label=%s;\n", dotQuote(title(m, where)))
 	b.WriteString("  rankdir=LR;\n")
 	shapes := map[string]string{"type": "ellipse", "group": "box", "source": "plaintext"}
 	seen := map[string]bool{}
@@ -185,7 +196,7 @@ func dotQuote(s string) string {
 func mapMermaid(w io.Writer, m traffic.Map, where string) error {
 	var b strings.Builder
 	b.WriteString("flowchart LR\n")
-	fmt.Fprintf(&b, "  %%%% traffic of %s from %s to %s\n", where, m.From.Local().Format("2006-01-02 15:04:05"), m.To.Local().Format("15:04:05"))
+	fmt.Fprintf(&b, "  %%%% %s\n", title(m, where))
 	shapes := map[string][2]string{"type": {"([", "])"}, "group": {"[", "]"}, "source": {">", "]"}}
 	ids := map[string]string{}
 	node := func(kind, name string) string {
