@@ -1,7 +1,8 @@
 // Package api is Baton's HTTP/JSON API: starting, watching, cancelling and
 // signalling the coordinator's runs; the flows it runs; publishing events
 // for choreography; schedules; the journal (what happened to each business
-// transaction, and a live feed of it); the dead-letter queues, with replay;
+// transaction, and a live feed of it); the choreography map drawn from it
+// (GET /v1/map); the dead-letter queues, with replay;
 // a server-sent-events stream of notifications; health and readiness.
 //
 // Every path is versioned under /v1, except /healthz and /readyz. Errors
@@ -82,8 +83,9 @@ var (
 )
 
 // Store is the slice of the state store the API serves from: the journal
-// (history, the live feed, and readiness, which reads it), the dead letters,
-// and what replaying one needs (bus.ReplayStore). A store.Store will do.
+// (history, the live feed, the map, and readiness, which reads it), the
+// dead letters, and what replaying one needs (bus.ReplayStore). A
+// store.Store will do.
 type Store interface {
 	bus.ReplayStore
 	History(ctx context.Context, correlationID string) ([]store.Entry, error)
@@ -206,6 +208,7 @@ func (h *handler) routes() http.Handler {
 
 	handle("GET", "/v1/journal", h.journal)
 	handle("GET", "/v1/history/{correlationID}", h.history)
+	handle("GET", "/v1/map", h.trafficMap)
 	handle("GET", "/v1/dead-letters", h.listDead)
 	handle("GET", "/v1/dead-letters/{id}", h.dead)
 	handle("POST", "/v1/dead-letters/{id}/replay", h.replayDead)

@@ -2,9 +2,10 @@
 // the coordinator's (StartRun, Run, Runs, CancelRun, SignalRun, Flows), the
 // scheduler's (Schedules, PutSchedule, PauseSchedule, ResumeSchedule,
 // DeleteSchedule), the bus's (Publish, and ReplayDead for bus.Replay) and the
-// store's (History, Since, ListDead, Dead, DropDead). An error the API
-// reports comes back as a *baton.Error with the code the server gave it, so
-// callers handle a remote not_found exactly as a local one.
+// store's (History, Since, ListDead, Dead, DropDead), and traffic.Build's
+// (Map). An error the API reports comes back as a *baton.Error with the code
+// the server gave it, so callers handle a remote not_found exactly as a
+// local one.
 package client
 
 import (
@@ -25,6 +26,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/traffic"
 )
 
 // Client talks to one Baton API.
@@ -100,6 +102,14 @@ func (c *Client) SinceWait(ctx context.Context, after uint64, limit int, wait ti
 	var p api.JournalPage
 	_, err := c.do(ctx, http.MethodGet, "/v1/journal?"+q.Encode(), nil, &p)
 	return p.Entries, err
+}
+
+// Map returns the choreography map of the journal's last window, as
+// traffic.Build draws it on the server.
+func (c *Client) Map(ctx context.Context, window time.Duration) (traffic.Map, error) {
+	var m traffic.Map
+	_, err := c.do(ctx, http.MethodGet, "/v1/map?window="+url.QueryEscape(window.String()), nil, &m)
+	return m, err
 }
 
 // ListDead returns up to limit dead letters after the id after, oldest

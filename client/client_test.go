@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/client"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/traffic"
 )
 
 func newClient(t *testing.T) (*client.Client, *embedded.Backend) {
@@ -175,5 +177,34 @@ func TestUnix(t *testing.T) {
 	_, err = client.Unix(filepath.Join(dir, "missing.sock")).Since(ctx, 0, 1)
 	if baton.ErrorCode(err) != baton.Unavailable {
 		t.Fatalf("missing socket: %v, want unavailable", err)
+	}
+}
+
+// Map returns the map the server draws, as traffic.Build draws it.
+func TestMap(t *testing.T) {
+	t.Parallel()
+	c, b := newClient(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := b.Append(ctx,
+		store.Entry{Time: now.Add(-2 * time.Hour), CorrelationID: "o-0", Outcome: store.Published, EventID: "z", EventType: "order.placed.v1", Source: "shop"},
+		store.Entry{Time: now.Add(-time.Second), CorrelationID: "o-1", Outcome: store.Published, EventID: "a", EventType: "order.placed.v1", Source: "shop"},
+		store.Entry{Time: now, CorrelationID: "o-1", Outcome: store.Handled, EventID: "a", EventType: "order.placed.v1", Group: "payment"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Map(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []traffic.Edge{
+		{Kind: traffic.Publishes, From: "shop", To: "order.placed.v1", Count: 1},
+		{Kind: traffic.Consumes, From: "order.placed.v1", To: "payment", Count: 1, Timed: 1, HopP50: time.Second, HopP99: time.Second},
+	}
+	if !reflect.DeepEqual(m.Edges, want) || m.Entries != 2 {
+		t.Errorf("map of the last hour: %d entries, %+v; want 2 entries, %+v", m.Entries, m.Edges, want)
+	}
+	if _, err := c.Map(ctx, -time.Hour); baton.ErrorCode(err) != baton.Invalid {
+		t.Errorf("negative window: %v, want invalid", err)
 	}
 }

@@ -68,6 +68,7 @@ func init() {
 		{"status", "show the timeline of one order (any correlation id)", runStatus},
 		{"dlq", "list, show, replay and drop dead letters", runDLQ},
 		{"tail", "print journal entries as they are written", runTail},
+		{"map", "draw which services consume and emit which events, from the journal", runMap},
 		{"server", "run the coordinator and the HTTP API for your flows (--demo: the order flow)", runServer},
 		{"worker", "run the demo's order services in their own process", runWorker},
 		{"run", "start, inspect and cancel runs of flows", runRun},

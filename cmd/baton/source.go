@@ -12,9 +12,10 @@ import (
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/client"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/traffic"
 )
 
-// source is what status, dlq and tail need: a data directory's embedded
+// source is what status, dlq, tail and map need: a data directory's embedded
 // backend or a broker and a database opened by this process (direct), or
 // the API client of the process that holds them (*client.Client).
 type source interface {
@@ -26,6 +27,8 @@ type source interface {
 	Dead(ctx context.Context, id string) (store.DeadLetter, error)
 	ReplayDead(ctx context.Context, id string) error
 	DropDead(ctx context.Context, id string) error
+	// Map draws the choreography map of the journal's last window.
+	Map(ctx context.Context, window time.Duration) (traffic.Map, error)
 	Close() error
 }
 
@@ -54,6 +57,13 @@ func (d direct) Close() error { return d.close() }
 // when a process runs the group's services.
 func (d direct) ReplayDead(ctx context.Context, id string) error {
 	return bus.Replay(ctx, d.tp, d.Store, id)
+}
+
+// Map draws the map from the store's journal, as a server does for
+// GET /v1/map.
+func (d direct) Map(ctx context.Context, window time.Duration) (traffic.Map, error) {
+	now := time.Now()
+	return traffic.Build(ctx, d.Store, traffic.Query{From: now.Add(-window), To: now})
 }
 
 // pollEvery is how often a direct SinceWait looks for new entries.
