@@ -49,7 +49,7 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 	tgt := f.targetFlags(e, false)
 	window := f.Duration("window", traffic.DefaultWindow, "draw the traffic of the last `DURATION`")
 	format := f.String("format", "text", "print the map as `FORMAT`: text, dot, mermaid or json")
-	if _, err := f.parseArgs(e.stdout, args, 0, 0, ""); err != nil {
+	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if *window <= 0 {
