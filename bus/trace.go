@@ -215,3 +215,19 @@ func endSpans(process, send trace.Span, c *Commit, v verdict, err error) {
 	}
 	process.End()
 }
+
+// TraceContext returns ctx with the trace context e carries (its
+// traceparent and tracestate) as the remote parent of the spans started
+// from it; ctx as it is when e carries none.
+func TraceContext(ctx context.Context, e baton.Event) context.Context {
+	if e.TraceParent == "" {
+		return ctx
+	}
+	return w3c.Extract(ctx, carrier{&e})
+}
+
+// SetTraceContext sets e's traceparent and tracestate to the span context
+// of ctx, when it has a valid one.
+func SetTraceContext(ctx context.Context, e *baton.Event) {
+	w3c.Inject(ctx, carrier{e})
+}
