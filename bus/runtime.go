@@ -304,8 +304,8 @@ func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 		if e.CorrelationID == "" {
 			e.CorrelationID = e.ID
 		}
-		if r.tracer != nil {
-			spans = append(spans, r.tracer.send(ctx, &e))
+		if span := r.tracer.send(ctx, &e); span != nil {
+			spans = append(spans, span)
 		}
 		m, err := r.encode(e, nil)
 		if err != nil {

@@ -82,9 +82,13 @@ func (c carrier) Keys() []string { return []string{"traceparent", "tracestate"} 
 
 // send starts the span of publishing e, a child of the trace context e
 // carries or else of ctx's span (a new trace when neither has one), and
-// gives e its context.
+// gives e its context. Without tracing, e that carries no context takes
+// ctx's, if it has one (an API caller's).
 func (t *tracer) send(ctx context.Context, e *baton.Event) trace.Span {
 	if t == nil {
+		if e.TraceParent == "" {
+			w3c.Inject(ctx, carrier{e})
+		}
 		return nil
 	}
 	parent := ctx

@@ -203,7 +203,13 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	}
 	defer ledger.Close()
 
-	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-demo"})
+	tracer, stopTracing, err := startTracing(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-demo",
+		TracerProvider: tracer})
 	if err != nil {
 		return err
 	}
@@ -227,7 +233,8 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		if !ok {
 			return fmt.Errorf("the bus %T cannot send to one consumer group, which the orchestrated demo's steps need", tp)
 		}
-		co, err = flow.New(flow.Config{Store: st, Transport: ftp, Flows: []flow.Flow{orchestration.Flow()}, Services: services})
+		co, err = flow.New(flow.Config{Store: st, Transport: ftp, Flows: []flow.Flow{orchestration.Flow()}, Services: services,
+			TracerProvider: tracer})
 		if err != nil {
 			return err
 		}
