@@ -86,7 +86,7 @@ func (c carrier) Keys() []string { return []string{"traceparent", "tracestate"} 
 // ctx's, if it has one (an API caller's).
 func (t *tracer) send(ctx context.Context, e *baton.Event) trace.Span {
 	if t == nil {
-		if e.TraceParent == "" {
+		if e.TraceParent == "" && trace.SpanContextFromContext(ctx).IsValid() {
 			w3c.Inject(ctx, carrier{e})
 		}
 		return nil
