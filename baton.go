@@ -31,6 +31,7 @@ type Event struct {
 	CorrelationID   string          `json:"correlationid,omitempty"`
 	CausationID     string          `json:"causationid,omitempty"`
 	TraceParent     string          `json:"traceparent,omitempty"`
+	TraceState      string          `json:"tracestate,omitempty"`
 	Hops            int             `json:"hops,omitempty"`
 	Data            json.RawMessage `json:"data,omitempty"`
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Published is the body of POST /v1/events: the event's id (the one given,
@@ -62,11 +64,18 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		// status KEY) finds the event and what it causes.
 		e.CorrelationID = cmp.Or(e.Subject, e.ID)
 	}
-	if err := h.pub.Publish(r.Context(), e); err != nil {
+	if err := h.pub.Publish(traceContext(r), e); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, Published{ID: e.ID, CorrelationID: e.CorrelationID, Status: "accepted"})
+}
+
+// traceContext is the request's context with the W3C trace context its
+// headers carry (traceparent, tracestate), if any: what the request
+// publishes or starts joins the caller's trace.
+func traceContext(r *http.Request) context.Context {
+	return propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 }
 
 // StreamKinds are the notification kinds GET /v1/stream may select. "run.*"

@@ -59,7 +59,7 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	run, created, err := h.coord.StartRun(r.Context(), req)
+	run, created, err := h.coord.StartRun(traceContext(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return

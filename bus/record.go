@@ -17,26 +17,29 @@ import (
 //
 //	version  1 byte (recordVersion)
 //	kind     1 byte: recordEvent, or recordRaw for a Message with Raw set
-//	event:   10 strings (uvarint length, bytes): id, source, specversion,
+//	event:   11 strings (uvarint length, bytes): id, source, specversion,
 //	         type, subject, datacontenttype, dataschema, correlationid,
-//	         causationid, traceparent; time (a presence byte, then varint
-//	         Unix seconds and uvarint nanoseconds); hops (varint)
+//	         causationid, traceparent, tracestate; time (a presence byte,
+//	         then varint Unix seconds and uvarint nanoseconds); hops (varint)
 //	raw:     2 strings: the routing type and the id
 //	meta     uvarint count, then key and value strings
 //	rest     the data (recordEvent) or the raw bytes (recordRaw)
+//
+// Records of version 1, written before tracestate, have the first 10
+// strings only, and are still read.
 const (
-	recordVersion = 1
+	recordVersion = 2
 	recordEvent   = 0
 	recordRaw     = 1
 )
 
-const nRecordStrings = 10
+const nRecordStrings = 11
 
 var errRecord = errors.New("corrupt message record")
 
 func recordStrings(e *baton.Event) [nRecordStrings]*string {
 	return [nRecordStrings]*string{&e.ID, &e.Source, &e.SpecVersion, &e.Type, &e.Subject,
-		&e.DataContentType, &e.DataSchema, &e.CorrelationID, &e.CausationID, &e.TraceParent}
+		&e.DataContentType, &e.DataSchema, &e.CorrelationID, &e.CausationID, &e.TraceParent, &e.TraceState}
 }
 
 // AppendRecord appends the record of m to b.
@@ -73,7 +76,7 @@ func AppendRecord(b []byte, m Message) []byte {
 func RecordSize(m Message) int {
 	n := 2 + nRecordStrings*binary.MaxVarintLen32 + 1 + 2*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
 		len(m.ID) + len(m.Source) + len(m.SpecVersion) + len(m.Type) + len(m.Subject) + len(m.DataContentType) +
-		len(m.DataSchema) + len(m.CorrelationID) + len(m.CausationID) + len(m.TraceParent) + len(m.Data) + len(m.Raw)
+		len(m.DataSchema) + len(m.CorrelationID) + len(m.CausationID) + len(m.TraceParent) + len(m.TraceState) + len(m.Data) + len(m.Raw)
 	n += binary.MaxVarintLen32
 	for k, v := range m.Meta {
 		n += 2*binary.MaxVarintLen32 + len(k) + len(v)
@@ -97,8 +100,12 @@ func appendMeta(b []byte, meta map[string]string) []byte {
 // raw bytes are another.
 func ParseRecord(b []byte) (Message, error) {
 	var m Message
-	if len(b) < 2 || b[0] != recordVersion || b[1] > recordRaw {
+	if len(b) < 2 || b[0] < 1 || b[0] > recordVersion || b[1] > recordRaw {
 		return m, errRecord
+	}
+	strs := nRecordStrings
+	if b[0] == 1 {
+		strs-- // no tracestate
 	}
 	raw := b[1] == recordRaw
 	r := reader{b: b, i: 2, ok: true}
@@ -106,7 +113,7 @@ func ParseRecord(b []byte) (Message, error) {
 	if raw {
 		spans[0], spans[1] = r.span(), r.span()
 	} else {
-		for i := range spans {
+		for i := range strs {
 			spans[i] = r.span()
 		}
 		if r.byte() == 1 {

@@ -17,6 +17,8 @@ import (
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Runtime. Zero values mean the documented defaults.
@@ -42,6 +44,9 @@ type Config struct {
 	// Metrics, when set, is where the runtime registers its Prometheus
 	// collectors (see docs/observability.md); nil records none.
 	Metrics prometheus.Registerer
+	// TracerProvider, when set, is where the runtime's spans go (see
+	// trace.go and docs/observability.md); nil makes none.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is the slice of the state store the runtime uses: the inbox it
@@ -102,6 +107,7 @@ type Runtime struct {
 	services []baton.Service
 	stats    Stats
 	metrics  *metrics
+	tracer   *tracer
 
 	mu      sync.Mutex
 	started bool
@@ -139,7 +145,8 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus.New: metrics: %w", err)
 	}
-	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats(), metrics: m}
+	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats(), metrics: m,
+		tracer: newTracer(cfg.TracerProvider, cfg.Transport)}
 	if c, ok := cfg.Transport.(Committer); ok {
 		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
 	} else {
@@ -272,6 +279,15 @@ func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 	start := now
 	msgs := make([]Message, len(events))
 	entries := make([]store.Entry, len(events))
+	var spans []trace.Span
+	if r.tracer != nil {
+		spans = make([]trace.Span, 0, len(events))
+		defer func() {
+			for _, s := range spans {
+				s.End()
+			}
+		}()
+	}
 	for i, e := range events {
 		if e.ID == "" {
 			e.ID = event.NewID()
@@ -288,6 +304,9 @@ func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 		if e.CorrelationID == "" {
 			e.CorrelationID = e.ID
 		}
+		if span := r.tracer.send(ctx, &e); span != nil {
+			spans = append(spans, span)
+		}
 		m, err := r.encode(e, nil)
 		if err != nil {
 			r.stats.refused.Add(1)
@@ -297,6 +316,9 @@ func (r *Runtime) Publish(ctx context.Context, events ...baton.Event) error {
 		entries[i] = publishedEntry(e, now)
 	}
 	if err := r.commit(ctx, nil, Commit{Publish: msgs, Journal: entries}); err != nil {
+		for _, s := range spans {
+			s.SetStatus(codes.Error, err.Error())
+		}
 		return fmt.Errorf("publish: %w", err)
 	}
 	r.stats.published.Add(int64(len(msgs)))
@@ -327,7 +349,7 @@ func (r *Runtime) encode(e baton.Event, meta map[string]string) (Message, error)
 func publishedEntry(e baton.Event, now time.Time) store.Entry {
 	return store.Entry{
 		Time: now, CorrelationID: e.CorrelationID, Outcome: store.Published,
-		EventID: e.ID, EventType: e.Type, Subject: e.Subject, Source: e.Source,
+		EventID: e.ID, EventType: e.Type, Subject: e.Subject, Source: e.Source, TraceID: event.TraceID(e.TraceParent),
 	}
 }
 
@@ -408,6 +430,9 @@ type inflight struct {
 	v       verdict
 	confirm func(context.Context) error // of c.Publish, sent already; nil if not
 	settled chan struct{}               // closed once settled
+	// process and send are the delivery's spans (see trace.go), ended
+	// once it is settled; nil without tracing.
+	process, send trace.Span
 }
 
 // settling is a worker's window on a transport that is an AsyncPublisher:
@@ -504,11 +529,17 @@ func (w *worker) run(ctx context.Context) {
 		}
 		// The handler and the settlement are not cancelled by Stop: work
 		// taken is finished.
-		c, v := w.handle(context.WithoutCancel(ctx), d)
+		hctx, span := w.r.tracer.process(context.WithoutCancel(ctx), w.svc.Name, &d)
+		c, v := w.handle(hctx, d)
+		journalTrace(hctx, &d.Event, c.Journal)
+		f := inflight{d: d, c: c, v: v}
+		if span != nil {
+			f.process, f.send = span, w.r.tracer.outputs(span, c.Publish)
+		}
 		if window != nil {
-			window.add(ctx, w.r.async, inflight{d: d, c: c, v: v})
+			window.add(ctx, w.r.async, f)
 		} else {
-			w.settle(ctx, inflight{d: d, c: c, v: v})
+			w.settle(ctx, f)
 		}
 	}
 }
@@ -527,6 +558,7 @@ func (w *worker) settle(ctx context.Context, f inflight) {
 			if err != nil {
 				v = verdict{duplicate: true}
 			}
+			endSpans(f.process, f.send, &c, v, nil)
 			w.r.stats.count(v, published)
 			w.r.metrics.count(w.svc.Name, v, published)
 			return
@@ -541,11 +573,13 @@ func (w *worker) settle(ctx context.Context, f inflight) {
 		if code == baton.Invalid || code == baton.Conflict {
 			// Already settled, or not this transport's: nothing to hand back.
 			w.r.cfg.Logger.ErrorContext(ctx, "settle failed", "group", w.svc.Name, "event", d.ID, "err", err)
+			endSpans(f.process, f.send, &c, v, err)
 			return
 		}
 		if attempt >= 5 && (code != baton.Unavailable || ctx.Err() != nil) {
 			w.r.cfg.Logger.ErrorContext(ctx, "settle failed; handing the event back for redelivery", "group", w.svc.Name, "event", d.ID, "err", err)
 			w.handBack(ctx, d)
+			endSpans(f.process, f.send, &c, v, err)
 			return
 		}
 		if attempt == 5 {
@@ -597,7 +631,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 		c.Dead, c.Handled = dl, dl.EventID
 		// A coordinator waiting for the outputs hears that none will come.
 		if replyTo := d.Meta[MetaReplyTo]; e != nil && replyTo != "" {
-			if m, err := w.failureReply(e, d.Meta, reason); err == nil {
+			if m, err := w.failureReply(ctx, e, d.Meta, reason); err == nil {
 				c.Publish, c.ReplyTo = []Message{m}, replyTo
 			}
 		}
@@ -663,7 +697,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) (Commit, verdict) {
 	ran(took)
 	var msgs []Message
 	if err == nil {
-		msgs, err = w.outputs(&e, replyMeta(d.Meta), outs, start)
+		msgs, err = w.outputs(ctx, &e, replyMeta(d.Meta), outs, start)
 	}
 	if err != nil {
 		policy := w.svc.Retry
@@ -756,9 +790,10 @@ func replyMeta(meta map[string]string) map[string]string {
 }
 
 // outputs completes the events a handler returned: deterministic ids, the
-// same correlation, causation by the input, one more hop; meta goes with
-// each.
-func (w *worker) outputs(in *baton.Event, meta map[string]string, outs []baton.Event, now time.Time) ([]Message, error) {
+// same correlation, causation by the input, one more hop, the trace context
+// of the process span in ctx (or the input's, without tracing); meta goes
+// with each.
+func (w *worker) outputs(ctx context.Context, in *baton.Event, meta map[string]string, outs []baton.Event, now time.Time) ([]Message, error) {
 	if len(outs) == 0 {
 		return nil, nil
 	}
@@ -774,7 +809,8 @@ func (w *worker) outputs(in *baton.Event, meta map[string]string, outs []baton.E
 			o.CorrelationID = in.ID
 		}
 		o.CausationID = in.ID
-		o.TraceParent = in.TraceParent
+		o.TraceParent, o.TraceState = in.TraceParent, in.TraceState
+		w.r.tracer.stamp(ctx, o)
 		o.Hops = in.Hops + 1
 		if o.Subject == "" {
 			o.Subject = in.Subject
@@ -800,12 +836,12 @@ type StepFailed struct {
 	Reason  string `json:"reason"`
 }
 
-func (w *worker) failureReply(in *baton.Event, meta map[string]string, reason string) (Message, error) {
+func (w *worker) failureReply(ctx context.Context, in *baton.Event, meta map[string]string, reason string) (Message, error) {
 	f, err := baton.NewEvent(TypeStepFailed, in.Subject, StepFailed{Group: w.svc.Name, EventID: in.ID, Reason: reason})
 	if err != nil {
 		return Message{}, err
 	}
-	msgs, err := w.outputs(in, replyMeta(meta), []baton.Event{f}, time.Now())
+	msgs, err := w.outputs(ctx, in, replyMeta(meta), []baton.Event{f}, time.Now())
 	if err != nil {
 		return Message{}, err
 	}

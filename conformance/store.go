@@ -198,6 +198,9 @@ func entryDiff(want, got store.Entry) string {
 	if got.Source != want.Source {
 		add("Source", got.Source, want.Source)
 	}
+	if got.TraceID != want.TraceID {
+		add("TraceID", got.TraceID, want.TraceID)
+	}
 	if got.Group != want.Group {
 		add("Group", got.Group, want.Group)
 	}
@@ -240,7 +243,7 @@ func checkSeq(t *testing.T, what string, entries []store.Entry) {
 }
 
 // testJournalHistory: History returns one correlation id's entries, whole
-// and in order, and nothing of another's.
+// (the trace id included) and in order, and nothing of another's.
 func testJournalHistory(t *testing.T, st store.Store) {
 	ctx := t.Context()
 	a, b := unique("corr-a-"), unique("corr-b-")
@@ -256,6 +259,9 @@ func testJournalHistory(t *testing.T, st store.Store) {
 	wantA := []store.Entry{entry(a, 0, store.Published), entry(a, 1, store.Handled), entry(a, 2, store.Failed), entry(a, 3, store.DeadLettered)}
 	wantB := []store.Entry{entry(b, 0, store.Published), entry(b, 1, store.Duplicate)}
 	wantA[0].Caused, wantA[0].Error = nil, ""
+	for i := range wantA {
+		wantA[i].TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	}
 
 	// Interleaved, some in one Append and some alone.
 	if err := st.Append(ctx, wantA[0], wantB[0], wantA[1]); err != nil {

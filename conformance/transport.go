@@ -62,6 +62,10 @@ func testPublishReceive(t *testing.T, tr bus.Transport) {
 		message(typ, unique("small-"), unique("corr-"), 1, 0),
 		message(typ, unique("large-"), unique("corr-"), 2, 64<<10),
 	}
+	// The trace context travels with the event (CloudEvents' distributed
+	// tracing extension).
+	sent[0].TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	sent[0].TraceState = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
 	publish(t, tr, sent...)
 
 	got := receiveN(t, sub, len(sent), true, "the published messages")

@@ -162,7 +162,7 @@ func sameMessage(sent, got bus.Message) bool {
 	if a.ID != b.ID || a.Source != b.Source || a.SpecVersion != b.SpecVersion || a.Type != b.Type ||
 		a.Subject != b.Subject || !a.Time.Equal(b.Time) || a.DataContentType != b.DataContentType ||
 		a.DataSchema != b.DataSchema || a.CorrelationID != b.CorrelationID || a.CausationID != b.CausationID ||
-		a.TraceParent != b.TraceParent || a.Hops != b.Hops || !maps.Equal(sent.Meta, got.Meta) {
+		a.TraceParent != b.TraceParent || a.TraceState != b.TraceState || a.Hops != b.Hops || !maps.Equal(sent.Meta, got.Meta) {
 		return false
 	}
 	return sameJSON(a.Data, b.Data)

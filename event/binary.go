@@ -29,13 +29,14 @@ const (
 	bCorrelationID
 	bCausationID
 	bTraceParent
+	bTraceState
 	bHops
 	nBinaryAttrs
 )
 
 var binaryNames = [nBinaryAttrs]string{
 	"id", "source", "specversion", "type", "subject", "time",
-	"dataschema", "correlationid", "causationid", "traceparent", "hops",
+	"dataschema", "correlationid", "causationid", "traceparent", "tracestate", "hops",
 }
 
 // A Binding maps events to and from one protocol binding of CloudEvents in
@@ -83,7 +84,7 @@ func (b *Binding) Headers(e *baton.Event, set func(key, value string)) {
 	if !e.Time.IsZero() {
 		set(b.keys[bTime], e.Time.UTC().Format(time.RFC3339Nano))
 	}
-	for i, v := range [...]string{e.DataSchema, e.CorrelationID, e.CausationID, e.TraceParent} {
+	for i, v := range [...]string{e.DataSchema, e.CorrelationID, e.CausationID, e.TraceParent, e.TraceState} {
 		if v != "" {
 			set(b.keys[bDataSchema+i], v)
 		}
@@ -195,6 +196,7 @@ func (r *BinaryReader) Event(body []byte) (baton.Event, error) {
 	e.CorrelationID = vals[bCorrelationID]
 	e.CausationID = vals[bCausationID]
 	e.TraceParent = vals[bTraceParent]
+	e.TraceState = vals[bTraceState]
 	if v := vals[bTime]; v != "" {
 		if err := e.Time.UnmarshalText([]byte(v)); err != nil {
 			return baton.Event{}, binaryError("header %q: %q is not an RFC 3339 time", r.from[bTime], v)

@@ -97,6 +97,7 @@ func TestToBinary(t *testing.T) {
 		"ce-correlationid": e.CorrelationID,
 		"ce-causationid":   e.CausationID,
 		"ce-traceparent":   e.TraceParent,
+		"ce-tracestate":    e.TraceState,
 		"ce-hops":          "3",
 		"content-type":     "application/json",
 	}

@@ -15,8 +15,8 @@ import (
 const ContentType = "application/cloudevents+json"
 
 // Marshal encodes e in CloudEvents structured mode (ContentType): the
-// attributes and the extensions correlationid, causationid, traceparent and
-// hops as top-level members, data as JSON. Empty optional attributes, zero
+// attributes and the extensions correlationid, causationid, traceparent,
+// tracestate and hops as top-level members, data as JSON. Empty optional attributes, zero
 // time and zero hops are left out; time is written in UTC. An empty
 // SpecVersion is written as "1.0", the only version Baton writes.
 //
@@ -34,7 +34,7 @@ func Marshal(e baton.Event) ([]byte, error) {
 	}
 	// 256 covers the member names, quotes, time and hops.
 	n := 256 + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + len(e.DataContentType) +
-		len(e.DataSchema) + len(e.CorrelationID) + len(e.CausationID) + len(e.TraceParent) + len(e.Data)
+		len(e.DataSchema) + len(e.CorrelationID) + len(e.CausationID) + len(e.TraceParent) + len(e.TraceState) + len(e.Data)
 	b := make([]byte, 0, n+n/16)
 	b = append(b, `{"specversion":`...)
 	b = jsonx.AppendString(b, spec)
@@ -57,6 +57,7 @@ func Marshal(e baton.Event) ([]byte, error) {
 	b = appendMember(b, `,"correlationid":`, e.CorrelationID)
 	b = appendMember(b, `,"causationid":`, e.CausationID)
 	b = appendMember(b, `,"traceparent":`, e.TraceParent)
+	b = appendMember(b, `,"tracestate":`, e.TraceState)
 	if e.Hops != 0 {
 		b = append(b, `,"hops":`...)
 		b = strconv.AppendInt(b, int64(e.Hops), 10)
@@ -115,6 +116,7 @@ func decode(b []byte) (baton.Event, error) {
 		"id": &e.ID, "source": &e.Source, "specversion": &e.SpecVersion, "type": &e.Type,
 		"subject": &e.Subject, "datacontenttype": &e.DataContentType, "dataschema": &e.DataSchema,
 		"correlationid": &e.CorrelationID, "causationid": &e.CausationID, "traceparent": &e.TraceParent,
+		"tracestate": &e.TraceState,
 	}
 	dec := json.NewDecoder(bytes.NewReader(whole))
 	dec.Token() // the '{' checked above

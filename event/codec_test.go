@@ -260,6 +260,7 @@ func reference(b []byte) (baton.Event, error) {
 		"id": &e.ID, "source": &e.Source, "specversion": &e.SpecVersion, "type": &e.Type,
 		"subject": &e.Subject, "datacontenttype": &e.DataContentType, "dataschema": &e.DataSchema,
 		"correlationid": &e.CorrelationID, "causationid": &e.CausationID, "traceparent": &e.TraceParent,
+		"tracestate": &e.TraceState,
 	}
 	base64 := false
 	for dec.More() {

@@ -20,9 +20,9 @@
 //
 // Marshal and Unmarshal speak CloudEvents 1.0 structured mode
 // (application/cloudevents+json), with Baton's extensions correlationid,
-// causationid, traceparent and hops as top-level members: for dead letters,
-// the API, and plain clients that choose structured mode. They no longer run
-// for every message, so Unmarshal leaves the JSON to encoding/json, and
+// causationid, traceparent, tracestate and hops as top-level members: for
+// dead letters, the API, and plain clients that choose structured mode. They
+// no longer run for every message, so Unmarshal leaves the JSON to encoding/json, and
 // Marshal appends into one buffer.
 //
 // Every decoded event is validated (Validate); every failure is a

@@ -25,6 +25,7 @@ func sample() baton.Event {
 		CorrelationID:   "ORDER-101",
 		CausationID:     "9f86d081884c7d659a2feaa0c55ad015",
 		TraceParent:     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		TraceState:      "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
 		Hops:            3,
 		Data:            json.RawMessage(`{"order":"ORDER-101","lines":[{"sku":"A-1","qty":2,"price":19.99}],"total":39.98,"note":null,"gift":false}`),
 	}
@@ -35,12 +36,12 @@ func sameEvent(t *testing.T, got, want baton.Event) {
 	t.Helper()
 	type attrs struct {
 		ID, Source, SpecVersion, Type, Subject, DataContentType, DataSchema string
-		CorrelationID, CausationID, TraceParent                             string
+		CorrelationID, CausationID, TraceParent, TraceState                 string
 		Hops                                                                int
 	}
 	of := func(e baton.Event) attrs {
 		return attrs{e.ID, e.Source, e.SpecVersion, e.Type, e.Subject, e.DataContentType, e.DataSchema,
-			e.CorrelationID, e.CausationID, e.TraceParent, e.Hops}
+			e.CorrelationID, e.CausationID, e.TraceParent, e.TraceState, e.Hops}
 	}
 	if g, w := of(got), of(want); g != w {
 		t.Errorf("attributes:\n got %+v\nwant %+v", g, w)

@@ -62,6 +62,7 @@ func validate(e *baton.Event, specVersion string) error {
 		{"correlationid", e.CorrelationID},
 		{"causationid", e.CausationID},
 		{"traceparent", e.TraceParent},
+		{"tracestate", e.TraceState},
 	} {
 		if reason := badString(a.value); reason != "" {
 			return invalidf("invalid attribute %q: %s", a.name, reason)
@@ -135,7 +136,7 @@ func CheckData(e baton.Event) error {
 // framing aside). It is measured without encoding the event.
 func Size(e baton.Event) int {
 	n := len(e.Data) + len(e.ID) + len(e.Source) + len(e.SpecVersion) + len(e.Type) + len(e.Subject) +
-		len(e.DataContentType) + len(e.DataSchema) + len(e.CorrelationID) + len(e.CausationID) + len(e.TraceParent)
+		len(e.DataContentType) + len(e.DataSchema) + len(e.CorrelationID) + len(e.CausationID) + len(e.TraceParent) + len(e.TraceState)
 	if !e.Time.IsZero() {
 		n += len(time.RFC3339Nano)
 	}

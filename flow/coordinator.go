@@ -16,6 +16,8 @@ import (
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultGroup is the consumer group the coordinator receives its replies
@@ -75,6 +77,9 @@ type Config struct {
 	// Metrics, when set, is where the coordinator registers its Prometheus
 	// collectors (see docs/observability.md); nil records none.
 	Metrics prometheus.Registerer
+	// TracerProvider, when set, is where the coordinator's spans go (see
+	// trace.go and docs/observability.md); nil makes none.
+	TracerProvider trace.TracerProvider
 }
 
 // Coordinator runs flows. It is safe for concurrent use.
@@ -87,6 +92,7 @@ type Coordinator struct {
 	http     *HTTPClient
 	seed     maphash.Seed
 	metrics  *metrics
+	tracer   *tracer
 	// stripes serialise the transitions of a run in this process and cache
 	// the runs they last saved, sparing a read and a decode per transition;
 	// a save another coordinator made meanwhile shows as a conflict, and
@@ -160,10 +166,13 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	tr := newTracer(cfg.TracerProvider, cfg.Transport)
+	httpCfg := cfg.HTTP
+	httpCfg.Transport = tr.transport(httpCfg.Transport)
 	c := &Coordinator{
 		cfg: cfg, flows: map[string][]*Flow{}, routes: map[string]string{}, waits: map[string]bool{},
-		registry: event.NewRegistry(), http: NewHTTPClient(cfg.HTTP), seed: maphash.MakeSeed(),
-		stopped: make(chan struct{}), kick: make(chan struct{}, 1),
+		registry: event.NewRegistry(), http: NewHTTPClient(httpCfg), seed: maphash.MakeSeed(),
+		stopped: make(chan struct{}), kick: make(chan struct{}, 1), tracer: tr,
 	}
 	var err error
 	if c.metrics, err = newMetrics(cfg.Metrics); err != nil {
@@ -363,10 +372,18 @@ func (c *Coordinator) StartRun(ctx context.Context, req StartRequest) (store.Run
 	data, _ := json.Marshal(map[string]json.RawMessage{"input": input})
 	run := store.Run{ID: id, Flow: f.Name, Version: f.Version, Key: key, Status: store.RunRunning,
 		Created: now, Updated: now, Input: input, Data: data, Steps: map[string]*store.StepState{}}
+	if span := c.tracer.start(ctx, &run); span != nil {
+		defer span.End()
+	}
 	x := c.exec(&run, f, now)
 	x.advance()
 	stored, created, err := c.cfg.Store.CreateRun(ctx, run, x.sending())
 	if err != nil || !created {
+		if err == nil {
+			x.endSpans(errors.New("the flow has a run of this key already"))
+		} else {
+			x.endSpans(err)
+		}
 		return stored, false, err
 	}
 	c.metrics.runStarted(stored.Flow)
@@ -518,10 +535,12 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 		}
 		if baton.ErrorCode(err) == baton.Conflict && attempt < 10 {
 			delete(s.runs, id)
+			x.endSpans(err)
 			continue
 		}
 		if err != nil {
 			delete(s.runs, id)
+			x.endSpans(err)
 			return run, false, err
 		}
 		s.remember(saved)
@@ -534,7 +553,9 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 // notifications, and the journal entry of a run's end.
 func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 	c.metrics.saved(x, run.Flow, string(run.Status), run.Updated.Sub(run.Created))
+	x.endSpans(nil)
 	if x.ended {
+		c.tracer.ended(run)
 		c.journalEnd(ctx, run)
 	}
 	for _, call := range x.calls {
@@ -564,7 +585,8 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 // run's status, which the store keeps (baton run get).
 func (c *Coordinator) journalEnd(ctx context.Context, run store.Run) {
 	e := store.Entry{Time: run.Updated, CorrelationID: run.Key, Outcome: store.RunEnded(run.Status),
-		EventID: run.ID, EventType: run.Flow, Subject: run.Key, Source: "baton.flow/" + run.Flow, Error: run.Error}
+		EventID: run.ID, EventType: run.Flow, Subject: run.Key, Source: "baton.flow/" + run.Flow, Error: run.Error,
+		TraceID: event.TraceID(run.TraceParent)}
 	if err := c.cfg.Store.Append(context.WithoutCancel(ctx), e); err != nil {
 		c.cfg.Logger.ErrorContext(ctx, "coordinator: journal the end of a run", "run", run.ID, "status", run.Status, "err", err)
 	}
@@ -649,9 +671,16 @@ func (c *Coordinator) relay(ctx context.Context, ob store.Outbox) {
 
 func (c *Coordinator) callHTTP(runID string, call pendingCall) {
 	ctx := context.Background()
-	callCtx, cancel := context.WithTimeout(ctx, call.timeout)
+	spanCtx, span := c.tracer.call(runID, call)
+	callCtx, cancel := context.WithTimeout(spanCtx, call.timeout)
 	result, vars, err := c.http.Call(callCtx, runID, call.call, call.data)
 	cancel()
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 	_, terr := c.transition(ctx, runID, func(x *exec) error {
 		x.httpDone(call.path, call.attempt, result, vars, err)
 		return nil
@@ -698,10 +727,12 @@ func (c *Coordinator) deliver(ctx context.Context, d bus.Delivery) (bool, error)
 	}
 	e := d.Event
 	if runID, path, attempt, ok := replyTo(d.Meta); ok {
-		_, acked, err := c.transitionAcking(ctx, runID, func(x *exec) error {
+		ctx, span := c.tracer.reply(ctx, c.cfg.Group, &d, runID, path)
+		run, acked, err := c.transitionAcking(ctx, runID, func(x *exec) error {
 			x.reply(path, attempt, e)
 			return nil
 		}, &d)
+		replied(span, run, path, err)
 		if errors.Is(err, baton.ErrNotFound) {
 			return false, nil
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The tests here run flows end to end: the embedded backend, services under a
@@ -199,6 +200,7 @@ type setup struct {
 	validate    func(context.Context, flow.StartRequest) error
 	notes       *notifier
 	gates       []*gate // opened before the harness stops
+	tracer      trace.TracerProvider
 }
 
 // harness is a backend, a runtime with the services, and a coordinator.
@@ -229,7 +231,7 @@ func launch(t *testing.T, s setup) *harness {
 	if workers == 0 {
 		workers = 4
 	}
-	h.rt, err = bus.New(bus.Config{Transport: b, Store: b, Concurrency: workers})
+	h.rt, err = bus.New(bus.Config{Transport: b, Store: b, Concurrency: workers, TracerProvider: s.tracer})
 	if err != nil {
 		b.Close()
 		t.Fatal(err)
@@ -243,7 +245,7 @@ func launch(t *testing.T, s setup) *harness {
 	h.co, err = flow.New(flow.Config{
 		Store: b, Transport: b, Flows: s.flows, Services: s.services,
 		Notifier: h.notes, Validate: s.validate, Concurrency: s.coordinator,
-		TimerPoll: 5 * time.Millisecond,
+		TimerPoll: 5 * time.Millisecond, TracerProvider: s.tracer,
 	})
 	if err != nil {
 		b.Close()

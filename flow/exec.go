@@ -13,6 +13,7 @@ import (
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // exec is one transition of a run: what happened (a reply, a timer, a
@@ -33,6 +34,9 @@ type exec struct {
 	notes   []Notification
 	// outcomes are the step outcomes of the transition, for metrics.
 	outcomes []string
+	// spans are those of the steps the transition sends (see trace.go),
+	// ended once it is saved.
+	spans []trace.Span
 }
 
 // command is a message a transition sends, with the step it is for.
@@ -47,6 +51,8 @@ type pendingCall struct {
 	call    HTTPCall
 	data    json.RawMessage
 	timeout time.Duration
+	// the run's trace context, which the call's span joins
+	traceParent, traceState string
 }
 
 // status of a step or a sequence as the walk sees it.
@@ -355,7 +361,8 @@ func (x *exec) attempt(s *Step, path string, st *store.StepState) {
 	}
 	st.Due, st.Backoff = x.now.Add(timeout), false
 	if s.HTTP != nil {
-		x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, data: x.run.Data, timeout: timeout})
+		x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, data: x.run.Data, timeout: timeout,
+			traceParent: x.run.TraceParent, traceState: x.run.TraceState})
 		return
 	}
 	msg, err := x.command(s, path, st.Attempts)
@@ -395,6 +402,7 @@ func (x *exec) command(s *Step, path string, attempt int) (store.Outbound, error
 		Type: typ, Subject: x.run.Key, Time: x.now, DataContentType: "application/json",
 		CorrelationID: x.run.Key, CausationID: x.run.ID, Data: data,
 	}
+	x.c.tracer.step(x, path, attempt, &e)
 	if err := event.Validate(e); err != nil {
 		return store.Outbound{}, fmt.Errorf("send %s: %w", typ, err)
 	}
@@ -655,7 +663,8 @@ func (x *exec) resume() {
 			if timeout <= 0 {
 				timeout = defaultTimeout
 			}
-			x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, data: x.run.Data, timeout: timeout})
+			x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, data: x.run.Data, timeout: timeout,
+				traceParent: x.run.TraceParent, traceState: x.run.TraceState})
 		}
 	}
 }

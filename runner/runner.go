@@ -44,6 +44,7 @@ import (
 	"github.com/batonhq/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultStopTimeout bounds each part's graceful stop when
@@ -96,6 +97,10 @@ type Config struct {
 	// *prometheus.Registry is both what is registered with and what is
 	// gathered, so the two cannot disagree. Nil records no metrics.
 	Metrics *prometheus.Registry
+	// TracerProvider, when set, is where the runtime's and the
+	// coordinator's spans go (telemetry.Start makes one from the OTEL_*
+	// variables); nil makes none.
+	TracerProvider trace.TracerProvider
 }
 
 // Runner runs services and flows. Build it with New, then Run it (or Start
@@ -136,7 +141,7 @@ func New(cfg Config) (*Runner, error) {
 	r := &Runner{cfg: cfg, stopped: make(chan struct{})}
 	var err error
 	r.rt, err = bus.New(bus.Config{Transport: cfg.Transport, Store: cfg.Store, Concurrency: cfg.Concurrency,
-		Source: cfg.Source, Logger: cfg.Logger, Metrics: registerer(cfg.Metrics)})
+		Source: cfg.Source, Logger: cfg.Logger, Metrics: registerer(cfg.Metrics), TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +157,8 @@ func New(cfg Config) (*Runner, error) {
 		}
 		services := append(append([]baton.Service(nil), cfg.Services...), cfg.Remote...)
 		r.co, err = flow.New(flow.Config{Store: cfg.Store, Transport: tr, Flows: cfg.Flows,
-			Services: services, Notifier: cfg.Notifier, Logger: cfg.Logger, Metrics: registerer(cfg.Metrics)})
+			Services: services, Notifier: cfg.Notifier, Logger: cfg.Logger, Metrics: registerer(cfg.Metrics),
+			TracerProvider: cfg.TracerProvider})
 		if err != nil {
 			return nil, err
 		}

@@ -36,6 +36,14 @@ func AppendRun(b []byte, r *Run) []byte {
 		b = append(b, `,"wake":`...)
 		b = appendTime(b, r.Wake)
 	}
+	if r.TraceParent != "" {
+		b = append(b, `,"traceparent":`...)
+		b = jsonx.AppendString(b, r.TraceParent)
+	}
+	if r.TraceState != "" {
+		b = append(b, `,"tracestate":`...)
+		b = jsonx.AppendString(b, r.TraceState)
+	}
 	b = appendRaw(b, `,"input":`, r.Input)
 	b = appendRaw(b, `,"result":`, r.Result)
 	b = appendRaw(b, `,"data":`, r.Data)

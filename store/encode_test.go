@@ -17,6 +17,7 @@ func TestAppendRunReadsBackAsEncodingJSONDoes(t *testing.T) {
 		{
 			ID: "r-\"2\"", Flow: "f\\low", Version: 7, Key: "k\n\t\x01é\xff", Status: store.RunFailed, Error: "step <a>: \"no\"",
 			Created: at, Updated: at.Add(time.Second), Rev: 9, Wake: at.Add(time.Minute),
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "rojo=1",
 			Input: json.RawMessage(`{"a":[1,2,{"b":null}]}`), Result: json.RawMessage(`"ok"`), Data: json.RawMessage(`{"steps":{"x":1}}`),
 			Steps: map[string]*store.StepState{
 				"charge":             {Status: store.StepCompleted, Attempts: 2, Started: at, Ended: at.Add(time.Millisecond)},

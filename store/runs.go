@@ -68,6 +68,10 @@ type Run struct {
 	// timeouts, sleeps and retries are durable with the transition that set
 	// them. Zero when only a reply can move the run.
 	Wake time.Time `json:"wake,omitzero"`
+	// TraceParent and TraceState are the W3C trace context of the run's
+	// span, which its steps' commands carry on: one trace per run.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 
 	Input  json.RawMessage       `json:"input,omitempty"`
 	Result json.RawMessage       `json:"result,omitempty"`

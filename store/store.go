@@ -108,6 +108,9 @@ type Entry struct {
 	Duration      time.Duration `json:"duration,omitempty"` // the handler's
 	Error         string        `json:"error,omitempty"`
 	Caused        []string      `json:"caused,omitempty"` // ids of the events emitted
+	// TraceID is the W3C trace id of the event's trace context, in hex:
+	// the trace a tracing tool shows the transaction in.
+	TraceID string `json:"traceid,omitempty"`
 }
 
 // Journal is the ordered history of every business transaction.

@@ -354,3 +354,6 @@ func (b *Bus) Close() error {
 	<-b.gone
 	return nil
 }
+
+// MessagingSystem names the broker in the runtime's spans (bus.MessagingSystem).
+func (b *Bus) MessagingSystem() string { return "nats" }

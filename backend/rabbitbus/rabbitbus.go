@@ -360,3 +360,6 @@ func redact(raw string) string {
 	u.User = nil
 	return u.Scheme + "://" + user + ":***@" + strings.TrimPrefix(u.String(), u.Scheme+"://")
 }
+
+// MessagingSystem names the broker in the runtime's spans (bus.MessagingSystem).
+func (b *Bus) MessagingSystem() string { return "rabbitmq" }

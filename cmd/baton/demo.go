@@ -200,7 +200,13 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	}
 	defer ledger.Close()
 
-	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-demo", Logger: log})
+	tracer, stopTracing, err := startTracing(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	rt, err := bus.New(bus.Config{Transport: tp, Store: st, Concurrency: cfg.concurrency, Source: "baton-demo",
+		Logger: log, TracerProvider: tracer})
 	if err != nil {
 		return err
 	}
@@ -224,7 +230,8 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		if !ok {
 			return fmt.Errorf("the bus %T cannot send to one consumer group, which the orchestrated demo's steps need", tp)
 		}
-		co, err = flow.New(flow.Config{Store: st, Transport: ftp, Flows: []flow.Flow{orchestration.Flow()}, Services: services, Logger: log})
+		co, err = flow.New(flow.Config{Store: st, Transport: ftp, Flows: []flow.Flow{orchestration.Flow()}, Services: services,
+			Logger: log, TracerProvider: tracer})
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -179,4 +180,15 @@ func table(w io.Writer, rows [][]string) error {
 		}
 	}
 	return nil
+}
+
+// traceIDs lists the trace ids the entries name, each once, in order.
+func traceIDs(h []store.Entry) []string {
+	var ids []string
+	for _, e := range h {
+		if e.TraceID != "" && !slices.Contains(ids, e.TraceID) {
+			ids = append(ids, e.TraceID)
+		}
+	}
+	return ids
 }

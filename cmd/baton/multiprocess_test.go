@@ -89,9 +89,15 @@ type proc struct {
 // startProc starts baton with args and waits until its stderr shows ready.
 func startProc(t *testing.T, name, ready string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, ready, nil, args...)
+}
+
+// startProcEnv is startProc with env added to the process's environment.
+func startProcEnv(t *testing.T, name, ready string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, args: args, stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], args...)
-	p.cmd.Env = append(os.Environ(), asCommand+"=1")
+	p.cmd.Env = append(append(os.Environ(), asCommand+"=1"), env...)
 	p.cmd.Stdout = p.stderr
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -225,6 +225,11 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
 		return err
 	}
+	tracer, stopTracing, err := startTracing(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
 	if err != nil {
 		return err
@@ -255,7 +260,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		return fmt.Errorf("--webhook: %w", err)
 	}
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Flows: flows, Remote: routed,
-		Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log})
+		Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log, TracerProvider: tracer})
 	if err != nil {
 		return err
 	}

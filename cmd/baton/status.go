@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
@@ -18,6 +19,8 @@ verdict: for a flow run, how the run ended (completed, failed or cancelled,
 with the reason) as the coordinator journaled it; otherwise completed or
 cancelled (an event named *.completed or *.cancelled was published),
 dead-lettered (with the reason), or in progress (with the last step).
+Last, when the events carried a W3C trace context, the id of the trace
+(of each, when there were several) to open in a tracing tool.
 
 ORDER-ID is any correlation id; the demo's orders are o-000000, o-000001, ...
 
@@ -62,5 +65,8 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 		return err
 	}
 	fmt.Fprintf(e.stdout, "\nverdict: %s\n", verdict(h))
+	if ids := traceIDs(h); len(ids) > 0 {
+		fmt.Fprintf(e.stdout, "trace: %s\n", strings.Join(ids, ", "))
+	}
 	return nil
 }

@@ -117,6 +117,11 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 			return err
 		}
 	}
+	tracer, stopTracing, err := startTracing(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
 	if err != nil {
 		return err
@@ -143,7 +148,7 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 		}
 	}
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Concurrency: cfg.concurrency,
-		Source: "baton-worker", StopTimeout: workerStopTimeout, Logger: e.log})
+		Source: "baton-worker", StopTimeout: workerStopTimeout, Logger: e.log, TracerProvider: tracer})
 	if err != nil {
 		return err
 	}
