@@ -135,11 +135,12 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(cfg.Metrics)
+	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats()}
+	m, err := newMetrics(cfg, r.groups)
 	if err != nil {
 		return nil, fmt.Errorf("bus.New: metrics: %w", err)
 	}
-	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats(), metrics: m}
+	r.metrics, r.cfg.Store = m, m.timed(cfg.Store)
 	if c, ok := cfg.Transport.(Committer); ok {
 		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
 	} else {
@@ -176,6 +177,17 @@ func (r *Runtime) Register(s baton.Service) error {
 	}
 	r.services = append(r.services, s)
 	return nil
+}
+
+// groups are the names of the registered services.
+func (r *Runtime) groups() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.services))
+	for i, s := range r.services {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Start subscribes every service's group and starts handling. A group
@@ -407,6 +419,7 @@ type inflight struct {
 	c       Commit
 	v       verdict
 	confirm func(context.Context) error // of c.Publish, sent already; nil if not
+	sent    time.Time                   // when c.Publish was sent, if it was
 	settled chan struct{}               // closed once settled
 }
 
@@ -443,6 +456,7 @@ func (w *worker) startSettling(ctx context.Context) *settling {
 // add sends f's outputs and puts f in the window, waiting for room.
 func (s *settling) add(ctx context.Context, ap AsyncPublisher, f inflight) {
 	if len(f.c.Publish) > 0 {
+		f.sent = time.Now()
 		f.confirm = ap.PublishAsync(context.WithoutCancel(ctx), f.c.ReplyTo, f.c.Publish...)
 	}
 	f.settled = make(chan struct{})
@@ -519,6 +533,7 @@ func (w *worker) settle(ctx context.Context, f inflight) {
 	c, d, v := f.c, f.d, f.v
 	published := len(c.Publish)
 	if f.confirm != nil && f.confirm(context.WithoutCancel(ctx)) == nil {
+		w.r.metrics.confirmed(f.sent)
 		c.Publish = nil
 	}
 	for attempt := 1; ; attempt++ {

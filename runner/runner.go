@@ -152,7 +152,8 @@ func New(cfg Config) (*Runner, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.sched, err = flow.NewScheduler(flow.SchedulerConfig{Store: cfg.Store, Starter: r.co, Logger: cfg.Logger})
+		r.sched, err = flow.NewScheduler(flow.SchedulerConfig{Store: cfg.Store, Starter: r.co, Logger: cfg.Logger,
+			Metrics: registerer(cfg.Metrics)})
 		if err != nil {
 			return nil, err
 		}

@@ -354,3 +354,26 @@ func (b *Bus) Close() error {
 	<-b.gone
 	return nil
 }
+
+var _ bus.Backlogger = (*Bus)(nil)
+
+// Backlog is the number of messages JetStream has for group and has not yet
+// delivered: the num_pending of its two consumers (events, and messages
+// sent to the group alone). Messages delivered and not yet acked, those
+// waiting for a retry among them, are not counted. The events consumer's
+// filter may be wider than the group's patterns (see cover): the messages
+// it skips count until it reaches them.
+func (b *Bus) Backlog(ctx context.Context, group string) (int64, error) {
+	var n int64
+	for _, name := range []string{token(group), directedName(group)} {
+		cons, err := b.js.Consumer(ctx, b.stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, unavailable("natsbus backlog", fmt.Errorf("group %s: consumer %s: %w", group, name, err))
+		}
+		n += int64(cons.CachedInfo().NumPending)
+	}
+	return n, nil
+}
