@@ -65,7 +65,7 @@ func newMetrics(cfg Config, groups func() []string) (*metrics, error) {
 	if bl, ok := cfg.Transport.(Backlogger); ok {
 		cs = append(cs, &backlog{t: bl, groups: groups, log: cfg.Logger,
 			desc: prometheus.NewDesc("baton_group_backlog_messages",
-				"Messages waiting for a consumer group, as its transport counts them when scraped (RabbitMQ: ready messages in the group's queue; NATS: the group's consumers' pending messages; embedded: messages in the group's queue not yet settled).",
+				"Messages waiting for a consumer group, as its transport counts them when scraped (RabbitMQ: ready messages in the group's queue; NATS: the group's messages not yet acked; embedded: messages in the group's queue not yet settled).",
 				[]string{"group"}, nil)})
 	}
 	for _, c := range cs {

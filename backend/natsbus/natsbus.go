@@ -357,12 +357,12 @@ func (b *Bus) Close() error {
 
 var _ bus.Backlogger = (*Bus)(nil)
 
-// Backlog is the number of messages JetStream has for group and has not yet
-// delivered: the num_pending of its two consumers (events, and messages
-// sent to the group alone). Messages delivered and not yet acked, those
-// waiting for a retry among them, are not counted. The events consumer's
-// filter may be wider than the group's patterns (see cover): the messages
-// it skips count until it reaches them.
+// Backlog is the number of messages of group that JetStream holds and that
+// are not yet acked: the num_pending (not yet delivered) and the
+// num_ack_pending (delivered, in flight or waiting for a retry) of its two
+// consumers (events, and messages sent to the group alone). The events
+// consumer's filter may be wider than the group's patterns (see cover): the
+// messages it skips count until it reaches them.
 func (b *Bus) Backlog(ctx context.Context, group string) (int64, error) {
 	var n int64
 	for _, name := range []string{token(group), directedName(group)} {
@@ -373,7 +373,8 @@ func (b *Bus) Backlog(ctx context.Context, group string) (int64, error) {
 		if err != nil {
 			return 0, unavailable("natsbus backlog", fmt.Errorf("group %s: consumer %s: %w", group, name, err))
 		}
-		n += int64(cons.CachedInfo().NumPending)
+		info := cons.CachedInfo()
+		n += int64(info.NumPending) + int64(info.NumAckPending)
 	}
 	return n, nil
 }
