@@ -48,7 +48,7 @@ func newMetrics(cfg Config, groups func() []string) (*metrics, error) {
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_events_retried_total",
 			Help: "Failed attempts scheduled for a retry, by group and handler type."}, []string{"group", "type"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_events_dead_lettered_total",
-			Help: "Events dead-lettered, by group and reason."}, []string{"group", "reason"}),
+			Help: "Events dead-lettered, by group and reason (malformed, invalid, too-large, unsupported, storm, panic, permanent, exhausted)."}, []string{"group", "reason"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_events_duplicates_total",
 			Help: "Redeliveries skipped by the inbox, by group."}, []string{"group"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_handler_duration_seconds",
