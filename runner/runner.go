@@ -86,9 +86,11 @@ type Config struct {
 	StopTimeout time.Duration
 	// Logger receives what the parts log; the default discards.
 	Logger *slog.Logger
-	// Metrics, when set, is the Prometheus registry the runtime and the
-	// coordinator register their collectors with, and that GET /metrics
-	// on Addr serves, open like /healthz (docs/observability.md). One
+	// Metrics, when set, is the Prometheus registry the runtime, the
+	// coordinator and the schedules register their collectors with, and
+	// that GET /metrics on Addr serves, open like /healthz, with services
+	// alone as with flows (docs/observability.md). A Notifier such as a
+	// notify.Hub registers its own (notify.Config.Metrics). One
 	// *prometheus.Registry is both what is registered with and what is
 	// gathered, so the two cannot disagree. Nil records no metrics.
 	Metrics *prometheus.Registry
