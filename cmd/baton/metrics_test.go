@@ -25,6 +25,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/flow"
 )
 
 // scrapeMetrics reads a /metrics page into "name{label="value",...}" ->
@@ -145,6 +146,66 @@ func TestBacklogMetric(t *testing.T) {
 			defer rt.Stop(context.Background())
 			waitMetric(handled, n)
 			waitMetric(backlog, 0)
+		})
+	}
+}
+
+// On PostgreSQL and Redis a coordinator's outbox metric counts the command
+// a run's start wrote while no relay ran, and nothing once the relay has
+// sent it.
+func TestOutboxMetric(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		need       func(t *testing.T)
+		bus, store string
+		clean      func(t *testing.T, ns string)
+	}{
+		{"rabbitmq+postgres", func(t *testing.T) { need(t, "RabbitMQ", rabbitTestURL()); need(t, "PostgreSQL", pgTestURL()) },
+			rabbitTestURL(), pgTestURL(), func(t *testing.T, ns string) { cleanRabbitMQ(t, ns); cleanPostgres(t, ns) }},
+		{"nats+redis", func(t *testing.T) { need(t, "NATS", natsTestURL()); need(t, "Redis", redisTestURL()) },
+			natsTestURL(), redisTestURL(), func(t *testing.T, ns string) { cleanNATS(t, ns); cleanRedis(t, ns) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.need(t)
+			ns := testNamespace()
+			tc.clean(t, ns)
+			ctx := t.Context()
+			tp, st, closeBackends, err := openBackends(ctx, tc.bus, tc.store, "", ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeBackends()
+			reg := prometheus.NewRegistry()
+			ship := flow.Flow{Name: "ship", Version: 1, Steps: []flow.Step{{Name: "ship", Send: &flow.Send{Type: "metric.shipped.v1"}}}}
+			co, err := flow.New(flow.Config{Store: st, Transport: tp.(flow.Transport), Flows: []flow.Flow{ship},
+				Services: []baton.Service{{Name: "elsewhere", Handlers: []baton.Handler{{Type: "metric.shipped.v1"}}}},
+				Metrics:  reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			defer srv.Close()
+			outbox := func(want float64) {
+				t.Helper()
+				waitUntil(t, time.Minute, fmt.Sprintf("baton_outbox_messages is %v", want), func() (bool, string) {
+					got, ok := scrapeMetrics(t, srv.URL)["baton_outbox_messages{}"]
+					return ok && got == want, fmt.Sprintf("%v (present: %v)", got, ok)
+				})
+			}
+			outbox(0)
+			// Started before the coordinator: the step's command waits in the
+			// outbox for the relay.
+			if _, _, err := co.StartRun(ctx, flow.StartRequest{Flow: "ship", Key: "o-1"}); err != nil {
+				t.Fatal(err)
+			}
+			outbox(1)
+			if err := co.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer co.Stop(context.Background())
+			outbox(0)
 		})
 	}
 }
