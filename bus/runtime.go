@@ -419,7 +419,7 @@ type inflight struct {
 	c       Commit
 	v       verdict
 	confirm func(context.Context) error // of c.Publish, sent already; nil if not
-	sent    time.Time                   // when c.Publish was sent, if it was
+	sent    time.Time                   // when c.Publish was sent, with metrics on
 	settled chan struct{}               // closed once settled
 }
 
@@ -456,7 +456,6 @@ func (w *worker) startSettling(ctx context.Context) *settling {
 // add sends f's outputs and puts f in the window, waiting for room.
 func (s *settling) add(ctx context.Context, ap AsyncPublisher, f inflight) {
 	if len(f.c.Publish) > 0 {
-		f.sent = time.Now()
 		f.confirm = ap.PublishAsync(context.WithoutCancel(ctx), f.c.ReplyTo, f.c.Publish...)
 	}
 	f.settled = make(chan struct{})
@@ -520,7 +519,11 @@ func (w *worker) run(ctx context.Context) {
 		// taken is finished.
 		c, v := w.handle(context.WithoutCancel(ctx), d)
 		if window != nil {
-			window.add(ctx, w.r.async, inflight{d: d, c: c, v: v})
+			f := inflight{d: d, c: c, v: v}
+			if w.r.metrics != nil {
+				f.sent = time.Now()
+			}
+			window.add(ctx, w.r.async, f)
 		} else {
 			w.settle(ctx, inflight{d: d, c: c, v: v})
 		}
