@@ -277,6 +277,11 @@ func TestWorkerMetricsScrapedByPrometheus(t *testing.T) {
 		}
 	}
 
+	// The services' outputs went out asynchronously, and were confirmed.
+	if m[`baton_confirm_duration_seconds{}_count`] == 0 {
+		t.Error("no broker confirm was timed")
+	}
+
 	prom := startPrometheus(t, endpoint)
 	waitUntil(t, 2*time.Minute, "Prometheus answers sum(baton_events_handled_total)", func() (bool, string) {
 		v, err := promQuery(prom, "sum(baton_events_handled_total)")
