@@ -141,12 +141,13 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(cfg.Metrics)
+	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats(),
+		tracer: newTracer(cfg.TracerProvider, cfg.Transport)}
+	m, err := newMetrics(cfg, r.groups)
 	if err != nil {
 		return nil, fmt.Errorf("bus.New: metrics: %w", err)
 	}
-	r := &Runtime{cfg: cfg, stopped: make(chan struct{}), stats: newStats(), metrics: m,
-		tracer: newTracer(cfg.TracerProvider, cfg.Transport)}
+	r.metrics, r.cfg.Store = m, m.timed(cfg.Store)
 	if c, ok := cfg.Transport.(Committer); ok {
 		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
 	} else {
@@ -183,6 +184,17 @@ func (r *Runtime) Register(s baton.Service) error {
 	}
 	r.services = append(r.services, s)
 	return nil
+}
+
+// groups are the names of the registered services.
+func (r *Runtime) groups() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.services))
+	for i, s := range r.services {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Start subscribes every service's group and starts handling. A group
@@ -429,6 +441,7 @@ type inflight struct {
 	c       Commit
 	v       verdict
 	confirm func(context.Context) error // of c.Publish, sent already; nil if not
+	sent    time.Time                   // when c.Publish was sent, with metrics on
 	settled chan struct{}               // closed once settled
 	// process and send are the delivery's spans (see trace.go), ended
 	// once it is settled; nil without tracing.
@@ -537,6 +550,9 @@ func (w *worker) run(ctx context.Context) {
 			f.process, f.send = span, w.r.tracer.outputs(span, c.Publish)
 		}
 		if window != nil {
+			if w.r.metrics != nil {
+				f.sent = time.Now()
+			}
 			window.add(ctx, w.r.async, f)
 		} else {
 			w.settle(ctx, f)
@@ -550,6 +566,7 @@ func (w *worker) settle(ctx context.Context, f inflight) {
 	c, d, v := f.c, f.d, f.v
 	published := len(c.Publish)
 	if f.confirm != nil && f.confirm(context.WithoutCancel(ctx)) == nil {
+		w.r.metrics.confirmed(f.sent)
 		c.Publish = nil
 	}
 	for attempt := 1; ; attempt++ {

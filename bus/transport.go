@@ -148,6 +148,14 @@ type AsyncPublisher interface {
 	PublishAsync(ctx context.Context, group string, msgs ...Message) func(context.Context) error
 }
 
+// Backlogger is implemented by transports that can tell how many messages
+// wait for a consumer group. The runtime asks when its metrics are scraped
+// (baton_group_backlog_messages), not per message, so it may cost a round
+// trip to the broker.
+type Backlogger interface {
+	Backlog(ctx context.Context, group string) (int64, error)
+}
+
 // Structured is the delivery of a message that came in CloudEvents
 // structured mode (a plain client's choice, or Raw bytes Baton sent as they
 // were): the event read from b or, when it cannot be read, Err with what

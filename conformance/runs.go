@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -902,9 +903,25 @@ func testRunOutboxKept(t *testing.T, st store.Store, f Features) {
 		}
 		return p
 	}
+	// A store that counts its outbox (for the baton_outbox_messages
+	// metric) counts every message not yet marked sent, claimed or not.
+	counter, counts := st.(interface {
+		CountOutbound(ctx context.Context) (int64, error)
+	})
+	count := func(what string, want int64) {
+		t.Helper()
+		if !counts {
+			return
+		}
+		n, err := counter.CountOutbound(ctx)
+		if err != nil || n != want {
+			t.Errorf("CountOutbound (%s) = %d, %v; want %d", what, n, err, want)
+		}
+	}
 	if p := pending("at the start"); len(p) != 0 {
 		t.Fatalf("a fresh store has %d pending messages; want none", len(p))
 	}
+	count("at the start", 0)
 	typ := unique("cf") + ".step.v1"
 	group := unique("worker-")
 	first := []store.Outbound{outbound(group, typ), outbound("", typ)}
@@ -925,6 +942,7 @@ func testRunOutboxKept(t *testing.T, st store.Store, f Features) {
 		t.Fatalf("save with an outbound message: %v", err)
 	}
 	want := append(first, second)
+	count("after a create, a taken key, a stale save and a save", 3)
 	got := pending("after a create, a taken key, a stale save and a save")
 	if len(got) != len(want) {
 		t.Fatalf("%d pending messages, want %d (the create's two and the save's one, in order)", len(got), len(want))
@@ -943,9 +961,11 @@ func testRunOutboxKept(t *testing.T, st store.Store, f Features) {
 	if again := pending("while they are claimed"); len(again) != 0 {
 		t.Fatalf("a second claim got %d messages while the first claim holds them; want none", len(again))
 	}
+	count("while they are claimed", 3)
 	if err := ob.MarkSent(ctx, got[0].ID, got[1].ID, unique("unknown-")); err != nil {
 		t.Fatalf("mark sent: %v", err)
 	}
+	count("after two were marked sent", 1)
 
 	// A new message is claimable at once; one whose claim lapses (its
 	// relay crashed) is claimable again, in order with the others.
@@ -970,4 +990,5 @@ func testRunOutboxKept(t *testing.T, st store.Store, f Features) {
 	if left := pending("after marking every message sent"); len(left) != 0 {
 		t.Fatalf("after marking every message sent, %d claimable; want none", len(left))
 	}
+	count("after marking every message sent", 0)
 }

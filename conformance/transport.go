@@ -35,6 +35,7 @@ func TestTransport(t *testing.T, f Features, open func(t *testing.T) bus.Transpo
 		{"CloseRedelivers", testCloseRedelivers},
 		{"Ordered", given(f, testOrdered)},
 		{"Backlog", testBacklog},
+		{"Backlogger", testBacklogger},
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"ReceiveCancelled", testReceiveCancelled},
 		{"PublishNothing", testPublishNothing},
@@ -546,6 +547,44 @@ func testBacklog(t *testing.T, tr bus.Transport) {
 		t.Fatal(err)
 	}
 	expectQuiet(t, sub, "the whole backlog was acked")
+}
+
+// testBacklogger: a transport that counts a group's backlog counts the
+// messages published to it while no consumer ran, and none once they are
+// consumed.
+func testBacklogger(t *testing.T, tr bus.Transport) {
+	bl, ok := tr.(bus.Backlogger)
+	if !ok {
+		t.Skip("the transport is not a bus.Backlogger")
+	}
+	typ := unique("cf") + ".waiting.v1"
+	group := unique("lag-")
+	first, err := tr.Subscribe(t.Context(), group, []string{typ})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("close the only subscription: %v", err)
+	}
+	const n = 7
+	publish(t, tr, messages(typ, unique("m"), n)...)
+	backlogIs := func(want int64, when string) {
+		t.Helper()
+		var got int64
+		for deadline := time.Now().Add(waitLimit); ; time.Sleep(50 * time.Millisecond) {
+			got, err = bl.Backlog(t.Context(), group)
+			if err == nil && got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Backlog %s = %d, %v; want %d", when, got, err, want)
+			}
+		}
+	}
+	backlogIs(n, "with no consumer")
+	sub := subscribe(t, tr, group, typ)
+	receiveN(t, sub, n, true, "the messages waiting")
+	backlogIs(0, "once they are consumed")
 }
 
 // testConcurrentPublishers: publishes racing each other all land, once.

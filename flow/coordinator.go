@@ -175,9 +175,10 @@ func New(cfg Config) (*Coordinator, error) {
 		stopped: make(chan struct{}), kick: make(chan struct{}, 1), tracer: tr,
 	}
 	var err error
-	if c.metrics, err = newMetrics(cfg.Metrics); err != nil {
+	if c.metrics, err = newMetrics(cfg); err != nil {
 		return nil, fmt.Errorf("flow.New: metrics: %w", err)
 	}
+	c.cfg.Store = c.metrics.timed(cfg.Store)
 	for _, s := range cfg.Services {
 		for _, h := range s.Handlers {
 			if other, dup := c.routes[h.Type]; dup && other != s.Name {
@@ -771,6 +772,7 @@ func (c *Coordinator) timers(ctx context.Context) {
 			c.cfg.Logger.ErrorContext(ctx, "coordinator: due runs", "err", err)
 			continue
 		}
+		c.metrics.timersDue(len(due))
 		work := context.WithoutCancel(ctx)
 		for _, r := range due {
 			_, err := c.transition(work, r.ID, func(x *exec) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Starter starts runs; *Coordinator implements it. Starting a key the flow
@@ -59,6 +60,9 @@ type SchedulerConfig struct {
 	// Now is the clock (default time.Now); tests drive a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger // default: discarded
+	// Metrics, when set, is where the scheduler registers the counter of
+	// its ticks (docs/observability.md); nil records none.
+	Metrics prometheus.Registerer
 }
 
 // DefaultScheduleTick is the default SchedulerConfig.Tick.
@@ -89,6 +93,7 @@ type Scheduler struct {
 	tick    time.Duration
 	now     func() time.Time
 	log     *slog.Logger
+	ticks   tickCounter
 
 	mu      sync.Mutex
 	started bool
@@ -122,12 +127,17 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	t, err := newTicks(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("%s: metrics: %w", op, err)
+	}
 	return &Scheduler{
 		store:   cfg.Store,
 		starter: cfg.Starter,
 		tick:    cfg.Tick,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		ticks:   t,
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -353,6 +363,7 @@ func (p *pass) fire(ctx context.Context, now time.Time, spec tickSpec) error {
 	}
 	if skipped > 0 {
 		p.log.InfoContext(ctx, "schedule skipped missed ticks (catch-up limit)", "skipped", skipped, "catch_up", p.sc.CatchUp, "since", p.sc.LastTick)
+		p.s.ticks.add(p.sc.Name, tickSkipped, skipped)
 		// Just before the first tick to fire: the skipped ones are handled.
 		p.sc.LastTick, p.changes = ticks[0].Add(-time.Nanosecond), true
 	}
@@ -378,6 +389,7 @@ func (p *pass) fire(ctx context.Context, now time.Time, spec tickSpec) error {
 			}
 			p.handled(t, p.sc.LastRun)
 			p.log.InfoContext(ctx, "schedule skipped tick (previous run still going)", "tick", t, "last_run", p.sc.LastRun)
+			p.s.ticks.add(p.sc.Name, tickSkipped, 1)
 			continue
 		}
 		r, err := p.start(ctx, t)
@@ -427,6 +439,7 @@ func (p *pass) startBuffered(ctx context.Context, now time.Time, spec tickSpec) 
 	if len(ticks) > 0 {
 		p.sc.LastTick = ticks[len(ticks)-1]
 		p.log.InfoContext(ctx, "schedule dropped ticks that came while one was buffered", "dropped", skipped+len(ticks), "until", p.sc.LastTick)
+		p.s.ticks.add(p.sc.Name, tickSkipped, skipped+len(ticks))
 	}
 	return nil
 }
@@ -445,6 +458,11 @@ func (p *pass) start(ctx context.Context, t time.Time) (store.Run, error) {
 	case created:
 		p.started++
 		p.log.InfoContext(ctx, "schedule started run", "tick", t, "run", r.ID)
+		outcome := tickFired
+		if t.Before(p.s.now().Add(-2 * p.s.tick)) {
+			outcome = tickCaughtUp
+		}
+		p.s.ticks.add(p.sc.Name, outcome, 1)
 	default:
 		p.log.DebugContext(ctx, "schedule tick already started", "tick", t, "run", r.ID)
 	}

@@ -203,4 +203,3 @@ func attr(s sdktrace.ReadOnlySpan, key string) string {
 	}
 	return ""
 }
-

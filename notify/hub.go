@@ -43,6 +43,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/flow"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Hub; the zero value of each field means its default.
@@ -65,6 +66,9 @@ type Config struct {
 	// Buffer is the number of notifications a subscriber may fall behind
 	// before it is dropped; the default is 256.
 	Buffer int
+	// Metrics, when set, is where the hub registers the counter of its
+	// webhook deliveries (docs/observability.md); nil records none.
+	Metrics prometheus.Registerer
 }
 
 // Webhook is an endpoint that receives notifications.
@@ -161,6 +165,9 @@ func New(cfg Config) (*Hub, error) {
 			return nil, baton.Errorf(baton.Invalid, op, "webhook %d: %w", i, err)
 		}
 		h.hooks = append(h.hooks, s)
+	}
+	if err := registerMetrics(cfg.Metrics, h); err != nil {
+		return nil, fmt.Errorf("%s: metrics: %w", op, err)
 	}
 	return h, nil
 }

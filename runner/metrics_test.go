@@ -75,6 +75,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		`baton_runs_ended_total{flow="ship",status="completed"}`:              1,
 		`baton_steps_total{flow="ship",outcome="completed"}`:                  1,
 		`baton_handlers_in_flight{group="flaky"}`:                             0,
+		// Read from the embedded backend at scrape time: nothing waits.
+		`baton_group_backlog_messages{group="flaky"}`:   0,
+		`baton_group_backlog_messages{group="shipper"}`: 0,
+		`baton_timers_due{}`:                            0,
+		// The coordinator created one run, in one store call.
+		`baton_store_operation_duration_seconds{operation="create_run"}_count`: 1,
 	}
 	var got map[string]float64
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -100,6 +106,70 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if _, ok := got[`baton_events_dead_lettered_total{group="flaky",reason="exhausted"}`]; ok {
 		t.Error("flaky was dead-lettered")
+	}
+}
+
+// A runner of services alone, with no flows, serves /metrics too, and a
+// group's backlog there counts what waits for it.
+func TestMetricsServicesOnly(t *testing.T) {
+	t.Parallel()
+	b := openEmbedded(t)
+	release := make(chan struct{})
+	services := []baton.Service{{Name: "slow", Handlers: []baton.Handler{{Type: "order.placed.v1",
+		Func: func(ctx context.Context, _ baton.Event) ([]baton.Event, error) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		}}}}}
+	r, err := runner.New(runner.Config{Transport: b.Transport, Store: b.Store, Services: services, Concurrency: 1,
+		Addr: "127.0.0.1:0", Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(ctx) })
+	var events []baton.Event
+	for i := range 3 {
+		e, _ := baton.NewEvent("order.placed.v1", fmt.Sprintf("o-%d", i), map[string]string{})
+		events = append(events, e)
+	}
+	if err := r.Publish(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+	// One handler runs, held; the embedded backlog counts it with the two
+	// waiting behind it.
+	waitMetrics(t, r, map[string]float64{
+		`baton_handlers_in_flight{group="slow"}`:          1,
+		`baton_group_backlog_messages{group="slow"}`:      3,
+		`baton_events_published_total{group="publisher"}`: 3,
+	})
+	close(release)
+	waitMetrics(t, r, map[string]float64{
+		`baton_handlers_in_flight{group="slow"}`:                          0,
+		`baton_group_backlog_messages{group="slow"}`:                      0,
+		`baton_events_handled_total{group="slow",type="order.placed.v1"}`: 3,
+	})
+}
+
+// waitMetrics scrapes r's /metrics until it shows want.
+func waitMetrics(t *testing.T, r *runner.Runner, want map[string]float64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := scrape(t, "http://"+r.Addr()+"/metrics")
+		if matches(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			for k, v := range want {
+				t.Errorf("%s = %v; want %v", k, got[k], v)
+			}
+			t.FailNow()
+		}
 	}
 }
 

@@ -91,9 +91,11 @@ type Config struct {
 	// and the handlers' own) to carry the trace and span ids
 	// (docs/observability.md).
 	Logger *slog.Logger
-	// Metrics, when set, is the Prometheus registry the runtime and the
-	// coordinator register their collectors with, and that GET /metrics
-	// on Addr serves, open like /healthz (docs/observability.md). One
+	// Metrics, when set, is the Prometheus registry the runtime, the
+	// coordinator and the schedules register their collectors with, and
+	// that GET /metrics on Addr serves, open like /healthz, with services
+	// alone as with flows (docs/observability.md). A Notifier such as a
+	// notify.Hub registers its own (notify.Config.Metrics). One
 	// *prometheus.Registry is both what is registered with and what is
 	// gathered, so the two cannot disagree. Nil records no metrics.
 	Metrics *prometheus.Registry
@@ -162,7 +164,8 @@ func New(cfg Config) (*Runner, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.sched, err = flow.NewScheduler(flow.SchedulerConfig{Store: cfg.Store, Starter: r.co, Logger: cfg.Logger})
+		r.sched, err = flow.NewScheduler(flow.SchedulerConfig{Store: cfg.Store, Starter: r.co, Logger: cfg.Logger,
+			Metrics: registerer(cfg.Metrics)})
 		if err != nil {
 			return nil, err
 		}

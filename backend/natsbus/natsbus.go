@@ -357,3 +357,27 @@ func (b *Bus) Close() error {
 
 // MessagingSystem names the broker in the runtime's spans (bus.MessagingSystem).
 func (b *Bus) MessagingSystem() string { return "nats" }
+
+var _ bus.Backlogger = (*Bus)(nil)
+
+// Backlog is the number of messages of group that JetStream holds and that
+// are not yet acked: the num_pending (not yet delivered) and the
+// num_ack_pending (delivered, in flight or waiting for a retry) of its two
+// consumers (events, and messages sent to the group alone). The events
+// consumer's filter may be wider than the group's patterns (see cover): the
+// messages it skips count until it reaches them.
+func (b *Bus) Backlog(ctx context.Context, group string) (int64, error) {
+	var n int64
+	for _, name := range []string{token(group), directedName(group)} {
+		cons, err := b.js.Consumer(ctx, b.stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, unavailable("natsbus backlog", fmt.Errorf("group %s: consumer %s: %w", group, name, err))
+		}
+		info := cons.CachedInfo()
+		n += int64(info.NumPending) + int64(info.NumAckPending)
+	}
+	return n, nil
+}

@@ -325,7 +325,7 @@ type queries struct {
 	addDead, dead, listDead, dropDead                   string
 	createRun, runByKey, run, saveRun, runRev, dueRuns  string
 	runCursor                                           string
-	claimOutbox, markSent                               string
+	claimOutbox, markSent, countOutbox                  string
 	createSchedule, updateSchedule, schedule, schedules string
 	deleteSchedule                                      string
 	runs                                                string // the table, for ListRuns
@@ -393,7 +393,8 @@ func newQueries(schema string) queries {
 		claimOutbox: `UPDATE {s}.outbox SET claimed_until = now() + $2 * interval '1 microsecond'
 			WHERE id IN (SELECT id FROM {s}.outbox WHERE claimed_until <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
 			RETURNING id, grp, type, msg_id, body`,
-		markSent: `DELETE FROM {s}.outbox WHERE id = ANY($1)`,
+		markSent:    `DELETE FROM {s}.outbox WHERE id = ANY($1)`,
+		countOutbox: `SELECT count(*) FROM {s}.outbox`,
 
 		createSchedule: `INSERT INTO {s}.schedules (name, rev, doc) VALUES ($1, 1, $2) ON CONFLICT (name) DO NOTHING`,
 		updateSchedule: `UPDATE {s}.schedules SET rev = $2 + 1, doc = $3 WHERE name = $1 AND rev = $2`,
@@ -407,7 +408,7 @@ func newQueries(schema string) queries {
 		&q.seenMany, &q.markSeen, &q.markSeenMany, &q.forget, &q.expire,
 		&q.appendJournal, &q.history, &q.since, &q.addDead, &q.dead, &q.listDead, &q.dropDead,
 		&q.createRun, &q.runByKey, &q.run, &q.saveRun, &q.runRev, &q.runCursor, &q.dueRuns,
-		&q.claimOutbox, &q.markSent, &q.createSchedule, &q.updateSchedule, &q.schedule, &q.schedules,
+		&q.claimOutbox, &q.markSent, &q.countOutbox, &q.createSchedule, &q.updateSchedule, &q.schedule, &q.schedules,
 		&q.deleteSchedule, &q.runs,
 	} {
 		*p = r.Replace(*p)

@@ -261,6 +261,15 @@ func (s *Store) ClaimOutbound(ctx context.Context, limit int, lease time.Duratio
 	return out, nil
 }
 
+// CountOutbound is the number of messages in the outbox, claimed or not.
+func (s *Store) CountOutbound(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.q.countOutbox).Scan(&n); err != nil {
+		return 0, s.fail("outbox", err)
+	}
+	return n, nil
+}
+
 // MarkSent removes sent messages; ids the store did not assign are ignored.
 func (s *Store) MarkSent(ctx context.Context, ids ...string) error {
 	nums := make([]int64, 0, len(ids))

@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/bus"
 )
 
 // buckets are the delays Nack can wait, each a queue whose messages expire
@@ -267,4 +268,19 @@ func (b *Bus) delayQueue(ctx context.Context, group string, i int) (string, erro
 		return b.declareQueue(ch, gen, name, args)
 	})
 	return name, err
+}
+
+var _ bus.Backlogger = (*Bus)(nil)
+
+// Backlog is the number of ready messages in group's queue, by a passive
+// declare: messages delivered and not yet acked, and those waiting in the
+// delay queues for a retry, are not counted.
+func (b *Bus) Backlog(ctx context.Context, group string) (int64, error) {
+	var n int64
+	err := b.topology(ctx, "backlog of "+group, func(ch *amqp.Channel, _ uint64) error {
+		q, err := ch.QueueDeclarePassive(b.queue(group), true, false, false, false, nil)
+		n = int64(q.Messages)
+		return err
+	})
+	return n, err
 }

@@ -414,6 +414,15 @@ func compareStreamIDs(a, b string) int {
 	return cmp.Compare(x, y)
 }
 
+// CountOutbound is the number of messages in the outbox, claimed or not.
+func (s *Store) CountOutbound(ctx context.Context) (int64, error) {
+	n, err := s.rdb.XLen(ctx, s.k.outbox).Result()
+	if err != nil {
+		return 0, fail("outbox", err)
+	}
+	return n, nil
+}
+
 // MarkSent removes sent messages; ids that are not in the outbox are
 // ignored.
 func (s *Store) MarkSent(ctx context.Context, ids ...string) error {

@@ -75,8 +75,8 @@ makes some orders meet a fault, as in baton demo.
 The API listens on 127.0.0.1:7070 by default: loopback only. To listen on
 another interface, give a token (--token, or BATON_TOKEN): without one the
 server refuses to start. With tokens, every /v1 request needs
-"Authorization: Bearer TOKEN"; /healthz and /readyz stay open. The server
-also serves the API, without a token, on the control socket DIR/baton.sock,
+"Authorization: Bearer TOKEN"; /healthz, /readyz and /metrics (Prometheus
+metrics, docs/observability.md) stay open. The server also serves the API, without a token, on the control socket DIR/baton.sock,
 which only this user may open: baton status, dlq, tail, run and schedule
 with --data DIR reach it there.
 
@@ -255,12 +255,13 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	for _, u := range cfg.webhooks {
 		hooks = append(hooks, notify.Webhook{URL: u, Secret: cfg.webhookSecret})
 	}
-	hub, err := notify.New(notify.Config{Webhooks: hooks, Logger: log})
+	reg := newRegistry()
+	hub, err := notify.New(notify.Config{Webhooks: hooks, Logger: log, Metrics: reg})
 	if err != nil {
 		return fmt.Errorf("--webhook: %w", err)
 	}
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Flows: flows, Remote: routed,
-		Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log, TracerProvider: tracer})
+		Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log, Metrics: reg, TracerProvider: tracer})
 	if err != nil {
 		return err
 	}
@@ -280,6 +281,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	}
 	base, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
+	srv.Handler = withMetrics(srv.Handler, reg)
 	srv.BaseContext = func(net.Listener) context.Context { return base }
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	ln, err := net.Listen("tcp", cfg.addr)

@@ -294,6 +294,19 @@ func TestServerCommand(t *testing.T) {
 	waitFor(t, "the webhooks", func() bool {
 		return hook.saw(flow.RunCompleted) && hook.saw(flow.RunFailed) && hook.saw(flow.DeadLetter)
 	}, done, &errOut)
+	// /metrics is open like /healthz, with the Go and process collectors.
+	waitFor(t, "the webhooks on /metrics", func() bool {
+		return scrapeMetrics(t, url+"/metrics")[`baton_webhook_deliveries_total{outcome="sent"}`] >= 3
+	}, done, &errOut)
+	m := scrapeMetrics(t, url+"/metrics")
+	if m[`baton_runs_started_total{flow="order"}`] != 2 {
+		t.Errorf("baton_runs_started_total{flow=\"order\"} = %v; want 2", m[`baton_runs_started_total{flow="order"}`])
+	}
+	for _, k := range []string{`go_goroutines{}`, `process_start_time_seconds{}`, `baton_group_backlog_messages{group="payment"}`} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("%s is not on the server's /metrics", k)
+		}
+	}
 	hook.mu.Lock()
 	if hook.bad > 0 {
 		t.Errorf("%d webhooks with a bad signature", hook.bad)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +22,7 @@ type workerConfig struct {
 	data        string
 	failRate    float64
 	concurrency int
+	metrics     string
 	backends    backendConfig
 }
 
@@ -66,16 +69,21 @@ The ledger of the services' effects is DIR/ledger-SERVICE.jsonl for each
 service when --data is given (a file per service, so processes never share
 one), else in memory. A line on stderr says what runs where; a stats line
 (handled, retried, dead-lettered, duplicates) follows every 5 s and on exit.
+--metrics HOST:PORT serves the worker's Prometheus metrics at
+http://HOST:PORT/metrics, without a token (docs/observability.md); listen
+where your Prometheus reaches it and no one else does.
 On Ctrl-C the worker stops taking events, waits up to 10 s for those in
 flight (the others are redelivered), and closes the backends.`,
 		"baton worker --service payment --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
 		"baton worker --service order --service notification --data ./worker-data --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
-		"BATON_BUS=nats://127.0.0.1:4222 BATON_STORE=redis://127.0.0.1:6379/0 baton worker --service inventory --fail-rate 0.2")
+		"BATON_BUS=nats://127.0.0.1:4222 BATON_STORE=redis://127.0.0.1:6379/0 baton worker --service inventory --fail-rate 0.2",
+		"baton worker --service payment --metrics 127.0.0.1:9464 --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0")
 	var cfg workerConfig
 	f.Var(listFlag{&cfg.services}, "service", "run the service `NAME`: order, payment, inventory or notification; repeatable (default none: required)")
 	f.StringVar(&cfg.data, "data", "", "keep the ledger in `DIR`, and the embedded backend's data (default: the ledger in memory)")
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "share `P` of orders, from 0 to 1, that meet a fault (give every process the same)")
 	f.IntVar(&cfg.concurrency, "concurrency", 0, "events each service handles at once, `N` (default 0: the runtime's default, 32)")
+	f.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (default none)")
 	backends := f.backendFlags()
 	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
@@ -147,10 +155,24 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 			}
 		}
 	}
+	reg := newRegistry()
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Concurrency: cfg.concurrency,
-		Source: "baton-worker", StopTimeout: workerStopTimeout, Logger: e.log, TracerProvider: tracer})
+		Source: "baton-worker", StopTimeout: workerStopTimeout, Logger: e.log, Metrics: reg, TracerProvider: tracer})
 	if err != nil {
 		return err
+	}
+	var metricsAt string
+	if cfg.metrics != "" {
+		ln, err := net.Listen("tcp", cfg.metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics: listen on %s: %w", cfg.metrics, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler(reg))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		metricsAt = "; metrics on http://" + ln.Addr().String() + "/metrics"
 	}
 	if err := rn.Start(ctx); err != nil {
 		return err
@@ -162,8 +184,8 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 	if cfg.data != "" {
 		ledgerAt = "ledger in " + cfg.data
 	}
-	fmt.Fprintf(e.stderr, "baton worker: services %s; bus %s, store %s, namespace %s; %s; Ctrl-C to stop\n",
-		strings.Join(cfg.services, ", "), bk, sk, cfg.backends.namespace, ledgerAt)
+	fmt.Fprintf(e.stderr, "baton worker: services %s; bus %s, store %s, namespace %s; %s%s; Ctrl-C to stop\n",
+		strings.Join(cfg.services, ", "), bk, sk, cfg.backends.namespace, ledgerAt, metricsAt)
 
 	tick := time.NewTicker(statsEvery)
 	defer tick.Stop()
