@@ -1,0 +1,16 @@
+package orders
+
+import (
+	"time"
+
+	"github.com/batonhq/baton/expect"
+)
+
+// InventoryAnswers is the order process's expectation: once a payment is
+// processed, the inventory reserves the items or says it cannot, within
+// 30 s. baton demo declares it; with the inventory service down, every
+// paid order raises its alert, cleared when the service comes back.
+func InventoryAnswers() expect.Expectation {
+	return expect.Expectation{Name: "inventory-answers", After: []string{TypePaymentProcessed},
+		Want: []string{TypeInventoryReserved, TypeInventoryFailed}, Within: 30 * time.Second}
+}
