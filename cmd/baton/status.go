@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	expectation "github.com/batonhq/baton/expect"
+	"github.com/batonhq/baton/store"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
@@ -18,6 +22,9 @@ verdict: for a flow run, how the run ended (completed, failed or cancelled,
 with the reason) as the coordinator journaled it; otherwise completed or
 cancelled (an event named *.completed or *.cancelled was published),
 dead-lettered (with the reason), or in progress (with the last step).
+When a declared expectation was broken for it (expectation-broken), a line
+says which and what was awaited, and whether it was met late since
+(expectation-met-late); the verdict names those still broken.
 
 ORDER-ID is any correlation id; the demo's orders are o-000000, o-000001, ...
 
@@ -61,6 +68,46 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 	if err := table(e.stdout, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\nverdict: %s\n", verdict(h))
+	lines, broken := expectations(h)
+	if len(lines) > 0 {
+		fmt.Fprintf(e.stdout, "\nexpectations:\n")
+		for _, l := range lines {
+			fmt.Fprintf(e.stdout, "  %s\n", l)
+		}
+	}
+	v := verdict(h)
+	if len(broken) > 0 {
+		v += "; expectation " + strings.Join(broken, ", ") + " broken"
+	}
+	fmt.Fprintf(e.stdout, "\nverdict: %s\n", v)
 	return nil
+}
+
+// expectations describes the expectations the journal h says were broken,
+// one line each in the order they broke, and names those not met since.
+func expectations(h []store.Entry) (lines, broken []string) {
+	var names []string
+	last := map[string]store.Entry{}
+	first := map[string]store.Entry{}
+	for _, e := range h {
+		name, ok := expectation.Name(e)
+		if !ok {
+			continue
+		}
+		if _, seen := first[name]; !seen {
+			names = append(names, name)
+			first[name] = e
+		}
+		last[name] = e
+	}
+	for _, name := range names {
+		b, l := first[name], last[name]
+		if l.Outcome == store.ExpectationMetLate {
+			lines = append(lines, fmt.Sprintf("%s: broken, then met late: %s", name, l.Error))
+			continue
+		}
+		broken = append(broken, name)
+		lines = append(lines, fmt.Sprintf("%s: broken: %s (after %s %s)", name, b.Error, b.EventType, shortID(b.EventID)))
+	}
+	return lines, broken
 }
