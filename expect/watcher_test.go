@@ -24,6 +24,7 @@ import (
 	"github.com/batonhq/baton/backend/rabbitbus"
 	"github.com/batonhq/baton/backend/redisstore"
 	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/examples/orders/expectations"
 	"github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
@@ -277,7 +278,7 @@ func TestInventoryDown(t *testing.T) {
 func inventoryDown(t *testing.T, b *backend.Backends, watchers int) {
 	const n = 12
 	ctx := context.Background()
-	x := orders.InventoryAnswers()
+	x := expectations.InventoryAnswers()
 	x.Within = time.Second
 	h, notes := hub(t)
 	ledger, err := orders.NewLedger("")

@@ -22,6 +22,7 @@ import (
 	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/examples/orders/expectations"
 	"github.com/batonhq/baton/examples/orders/orchestration"
 	expectation "github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
@@ -279,7 +280,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 
 	// The watcher's group is declared before the services publish.
 	watcher, err := expectation.New(expectation.Config{Store: st, Transport: tp,
-		Expectations: []expectation.Expectation{orders.InventoryAnswers()}})
+		Expectations: []expectation.Expectation{expectations.InventoryAnswers()}})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/examples/orders/expectations"
 	"github.com/batonhq/baton/examples/orders/orchestration"
 	expectation "github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
@@ -229,16 +230,16 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		}
 		flows = append(flows, fs...)
 	}
-	var expectations []expectation.Expectation
+	var watched []expectation.Expectation
 	if cfg.demo {
-		expectations = append(expectations, orders.InventoryAnswers())
+		watched = append(watched, expectations.InventoryAnswers())
 	}
 	for _, path := range cfg.expectFiles {
 		xs, err := expectation.LoadFile(path)
 		if err != nil {
 			return fmt.Errorf("--expect: %w", err)
 		}
-		expectations = append(expectations, xs...)
+		watched = append(watched, xs...)
 	}
 	if len(flows) == 0 {
 		return usagef("server: no flows to run: give --flows FILE (docs/orchestration.md shows one), or --demo for the orders example's flow")
@@ -278,7 +279,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		return fmt.Errorf("--webhook: %w", err)
 	}
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Flows: flows, Remote: routed,
-		Expectations: expectations, Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log})
+		Expectations: watched, Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 	if err := table(e.stdout, rows); err != nil {
 		return err
 	}
-	lines, broken := expectations(h)
+	lines, broken := brokenExpectations(h)
 	if len(lines) > 0 {
 		fmt.Fprintf(e.stdout, "\nexpectations:\n")
 		for _, l := range lines {
@@ -83,9 +83,9 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 	return nil
 }
 
-// expectations describes the expectations the journal h says were broken,
+// brokenExpectations describes the expectations the journal h says were broken,
 // one line each in the order they broke, and names those not met since.
-func expectations(h []store.Entry) (lines, broken []string) {
+func brokenExpectations(h []store.Entry) (lines, broken []string) {
 	var names []string
 	last := map[string]store.Entry{}
 	first := map[string]store.Entry{}

@@ -152,20 +152,20 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 			}
 		}
 	}
-	var expectations []expectation.Expectation
+	var watched []expectation.Expectation
 	for _, path := range cfg.expectFiles {
 		xs, err := expectation.LoadFile(path)
 		if err != nil {
 			return fmt.Errorf("--expect: %w", err)
 		}
-		expectations = append(expectations, xs...)
+		watched = append(watched, xs...)
 	}
 	var alerts flow.Notifier
-	if len(expectations) > 0 {
+	if len(watched) > 0 {
 		alerts = stderrNotifier{e.stderr}
 	}
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Concurrency: cfg.concurrency,
-		Expectations: expectations, Notifier: alerts, Source: "baton-worker", StopTimeout: workerStopTimeout})
+		Expectations: watched, Notifier: alerts, Source: "baton-worker", StopTimeout: workerStopTimeout})
 	if err != nil {
 		return err
 	}
