@@ -407,6 +407,9 @@ func clearDemo(ctx context.Context, c backendConfig) error {
 			groups = append(groups, s.Name)
 		}
 	}
+	if !slices.Contains(groups, expectation.DefaultGroup) { // the watcher journals no handling
+		groups = append(groups, expectation.DefaultGroup)
+	}
 	if _, err := ns.delete(ctx, groups); err != nil {
 		return fmt.Errorf("clear the earlier demo run in namespace %s: %w", c.namespace, err)
 	}
