@@ -37,8 +37,8 @@ func TestStatusExpectations(t *testing.T) {
 	out := mustRun(t, "status", "--data", dir, "o-1")
 	for _, want := range []string{
 		"expectation-broken",
-		"expectations:\n  inventory-answers: broken: no " + awaited + " (after payment.processed.v1 pay-o-1)",
-		"; expectation inventory-answers broken\n",
+		"expectations:\n  inventory-answers: broken: no " + awaited + " (event pay-o-1)",
+		"verdict: in progress: last step: published payment.processed.v1 by payment; expectation inventory-answers broken\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status prints no %q:\n%s", want, out)

@@ -75,7 +75,14 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 			fmt.Fprintf(e.stdout, "  %s\n", l)
 		}
 	}
-	v := verdict(h)
+	// The verdict is the transaction's; the watcher's entries are about it.
+	var steps []store.Entry
+	for _, en := range h {
+		if _, ok := expectation.Name(en); !ok {
+			steps = append(steps, en)
+		}
+	}
+	v := verdict(steps)
 	if len(broken) > 0 {
 		v += "; expectation " + strings.Join(broken, ", ") + " broken"
 	}
@@ -107,7 +114,7 @@ func brokenExpectations(h []store.Entry) (lines, broken []string) {
 			continue
 		}
 		broken = append(broken, name)
-		lines = append(lines, fmt.Sprintf("%s: broken: %s (after %s %s)", name, b.Error, b.EventType, shortID(b.EventID)))
+		lines = append(lines, fmt.Sprintf("%s: broken: %s (event %s)", name, b.Error, shortID(b.EventID)))
 	}
 	return lines, broken
 }
