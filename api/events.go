@@ -80,7 +80,8 @@ func traceContext(r *http.Request) context.Context {
 
 // StreamKinds are the notification kinds GET /v1/stream may select. "run.*"
 // selects every kind that begins with "run.".
-var StreamKinds = []string{flow.RunCompleted, flow.RunFailed, flow.RunCancelled, flow.InputInvalid, flow.DeadLetter, flow.Alert}
+var StreamKinds = []string{flow.RunCompleted, flow.RunFailed, flow.RunCancelled, flow.InputInvalid, flow.DeadLetter, flow.Alert,
+	flow.ExpectationBroken, flow.ExpectationCleared}
 
 // stream serves the hub's notifications as server-sent events; ?kind=
 // (repeated, or comma-separated) selects kinds.

@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
 )
@@ -66,7 +68,7 @@ func kindOf(name string) string {
 }
 
 // Every metric the runtime, the coordinator, the scheduler and the
-// notification hub register is in docs/observability.md's table, with its
+// notification hub and the expectations' watcher register is in docs/observability.md's table, with its
 // labels and its help text, and the table has no other.
 func TestObservabilityListsEveryMetric(t *testing.T) {
 	t.Parallel()
@@ -87,6 +89,10 @@ func TestObservabilityListsEveryMetric(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := notify.New(notify.Config{Metrics: reg}); err != nil {
+		t.Fatal(err)
+	}
+	x := expect.Expectation{Name: "x", After: []string{"order.paid.v1"}, Want: []string{"order.shipped.v1"}, Within: time.Minute}
+	if _, err := expect.New(expect.Config{Store: emb, Transport: emb, Expectations: []expect.Expectation{x}, Metrics: reg}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -429,9 +429,44 @@ func (c *Coordinator) Run(ctx context.Context, id string) (store.Run, error) {
 	return c.cfg.Store.Run(ctx, id)
 }
 
-// Runs lists runs.
+// Runs lists runs; see ListRuns.
 func (c *Coordinator) Runs(ctx context.Context, q store.RunQuery) ([]store.Run, error) {
-	return c.cfg.Store.ListRuns(ctx, q)
+	return ListRuns(ctx, c.cfg.Store, q)
+}
+
+// RunLister lists runs: a store.Runs will do.
+type RunLister interface {
+	ListRuns(ctx context.Context, q store.RunQuery) ([]store.Run, error)
+}
+
+// ListRuns lists the runs q selects, as the store does, without the runs of
+// expectations (Reserved) unless q.Flow names one: those are not flows a
+// user started. It reads on past them to fill q.Limit (or, when zero, a
+// page as long as the store's first).
+func ListRuns(ctx context.Context, s RunLister, q store.RunQuery) ([]store.Run, error) {
+	if q.Flow != "" {
+		return s.ListRuns(ctx, q)
+	}
+	var out []store.Run
+	want := q.Limit
+	for {
+		page, err := s.ListRuns(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if want <= 0 {
+			want = len(page)
+		}
+		for _, r := range page {
+			if !Reserved(r.Flow) && len(out) < want {
+				out = append(out, r)
+			}
+		}
+		if len(page) == 0 || len(out) >= want {
+			return out, nil
+		}
+		q.After = page[len(page)-1].ID
+	}
 }
 
 // Cancel cancels a run: the steps under way are abandoned, the completed
@@ -747,7 +782,7 @@ func (c *Coordinator) deliver(ctx context.Context, d bus.Delivery) (bool, error)
 		return false, err
 	}
 	for _, r := range runs {
-		if r.Status.Terminal() {
+		if r.Status.Terminal() || Reserved(r.Flow) {
 			continue
 		}
 		if _, err := c.Signal(ctx, r.ID, e); err != nil && baton.ErrorCode(err) != baton.Conflict {
@@ -767,7 +802,9 @@ func (c *Coordinator) timers(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		due, err := c.cfg.Store.DueRuns(ctx, time.Now(), 256)
+		// The runs of expectations share the index: their watcher wakes
+		// them.
+		due, err := store.DueRunsOf(ctx, c.cfg.Store, time.Now(), 256, func(r store.Run) bool { return !Reserved(r.Flow) })
 		if err != nil {
 			c.cfg.Logger.ErrorContext(ctx, "coordinator: due runs", "err", err)
 			continue
@@ -797,6 +834,9 @@ func (c *Coordinator) resume(ctx context.Context) error {
 			}
 			for i := range runs {
 				run := &runs[i]
+				if Reserved(run.Flow) {
+					continue
+				}
 				f, err := c.Flow(run.Flow, run.Version)
 				if err != nil {
 					c.cfg.Logger.ErrorContext(ctx, "coordinator: cannot resume a run of an unknown flow version", "run", run.ID, "flow", run.Flow, "version", run.Version)

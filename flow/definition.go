@@ -149,10 +149,23 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ReservedPrefix begins the flow names of the runs that another part keeps
+// in the store's run index: an expectation's watcher (package expect) keeps
+// each instance it watches as a run of "expect:NAME". The coordinator leaves
+// these runs alone, run listings leave them out, and no flow may be named
+// so.
+const ReservedPrefix = "expect:"
+
+// Reserved reports whether a flow name is reserved (ReservedPrefix).
+func Reserved(name string) bool { return strings.HasPrefix(name, ReservedPrefix) }
+
 // Validate checks the definition and says what is wrong with it.
 func (f *Flow) Validate() error {
 	if f.Name == "" || strings.ContainsAny(f.Name, " /") {
 		return invalidf("flow name %q: want a non-empty name without spaces or slashes", f.Name)
+	}
+	if Reserved(f.Name) {
+		return invalidf("flow name %q: names beginning %q are reserved for the runs of expectations", f.Name, ReservedPrefix)
 	}
 	if f.Version < 1 {
 		return invalidf("flow %s: version %d: versions start at 1", f.Name, f.Version)

@@ -269,6 +269,7 @@ func TestLoadErrors(t *testing.T) {
 		{"a scalar", "hello\n", []string{"want a flow"}},
 		{"an empty list", "[]", []string{"no flows"}},
 		{"a list of scalars", "[1, 2]", []string{"flow 1", "want an object"}},
+		{"a reserved name", "name: expect:late\nversion: 1\nsteps: [{name: s, sleep: 1s}]\n", []string{`"expect:late"`, "reserved for the runs of expectations"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

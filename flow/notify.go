@@ -24,6 +24,10 @@ const (
 	InputInvalid = "run.invalid" // a start was refused: the alert channel
 	DeadLetter   = "dead_letter"
 	Alert        = "alert" // a flow's Notify step
+
+	// A declared expectation was broken, and later met (package expect).
+	ExpectationBroken  = "expectation.broken"
+	ExpectationCleared = "expectation.cleared"
 )
 
 // Notification is something the coordinator tells the outside world.

@@ -1,6 +1,6 @@
 // Package notify tells the outside world what the coordinator sees: runs
 // that completed, failed or were cancelled, starts refused as invalid, dead
-// letters and the alerts of flows' Notify steps.
+// letters, the alerts of flows' Notify steps, and broken expectations.
 //
 // A Hub implements flow.Notifier. It hands each notification to the live
 // subscribers (the API's server-sent-events stream, see ServeSSE) and to the
@@ -77,15 +77,16 @@ type Webhook struct {
 	// Secret is the HMAC-SHA256 key of the Baton-Signature header; required.
 	Secret string
 	// Kinds are the notification kinds to send; empty means run.completed,
-	// run.failed and dead_letter.
+	// run.failed, dead_letter, expectation.broken and expectation.cleared.
 	Kinds []string
 }
 
 // defaultKinds are the kinds a webhook receives when it names none.
-var defaultKinds = []string{flow.RunCompleted, flow.RunFailed, flow.DeadLetter}
+var defaultKinds = []string{flow.RunCompleted, flow.RunFailed, flow.DeadLetter, flow.ExpectationBroken, flow.ExpectationCleared}
 
 // knownKinds are the kinds a webhook may ask for.
-var knownKinds = []string{flow.RunCompleted, flow.RunFailed, flow.RunCancelled, flow.InputInvalid, flow.DeadLetter, flow.Alert}
+var knownKinds = []string{flow.RunCompleted, flow.RunFailed, flow.RunCancelled, flow.InputInvalid, flow.DeadLetter, flow.Alert,
+	flow.ExpectationBroken, flow.ExpectationCleared}
 
 // Default values of Config.
 const (

@@ -40,6 +40,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,7 +53,7 @@ import (
 const DefaultStopTimeout = 10 * time.Second
 
 // Config configures a Runner. Transport and Store are required, and at
-// least one of Services and Flows.
+// least one of Services, Flows and Expectations.
 type Config struct {
 	Transport bus.Transport
 	Store     store.Store
@@ -62,6 +63,9 @@ type Config struct {
 	Services []baton.Service
 	// Flows run here, under a coordinator, with their schedules.
 	Flows []flow.Flow
+	// Expectations are watched here (package expect): a broken one is
+	// told to Notifier, counted in Metrics and journaled.
+	Expectations []expect.Expectation
 	// Remote are services whose handlers run in other processes: the
 	// coordinator sends their steps to their groups. Their handlers'
 	// Func may be nil.
@@ -76,7 +80,7 @@ type Config struct {
 	// Tokens are the bearer tokens the API accepts; none means loopback
 	// only.
 	Tokens []string
-	// Notifier hears of finished runs and alerts (for instance a
+	// Notifier hears of finished runs, alerts and broken expectations (for instance a
 	// notify.Hub); nil for none.
 	Notifier flow.Notifier
 	// Source is the source of the events published here (default
@@ -112,6 +116,7 @@ type Runner struct {
 	rt    *bus.Runtime
 	co    *flow.Coordinator
 	sched *flow.Scheduler
+	watch *expect.Watcher
 	srv   *http.Server
 	ready atomic.Bool
 
@@ -128,8 +133,8 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Transport == nil || cfg.Store == nil {
 		return nil, baton.Errorf(baton.Invalid, "runner.New", "a Transport and a Store are required (open them with backend.Open)")
 	}
-	if len(cfg.Services) == 0 && len(cfg.Flows) == 0 {
-		return nil, baton.Errorf(baton.Invalid, "runner.New", "nothing to run: give Services, Flows or both")
+	if len(cfg.Services) == 0 && len(cfg.Flows) == 0 && len(cfg.Expectations) == 0 {
+		return nil, baton.Errorf(baton.Invalid, "runner.New", "nothing to run: give Services, Flows or Expectations")
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
@@ -166,6 +171,13 @@ func New(cfg Config) (*Runner, error) {
 		}
 		r.sched, err = flow.NewScheduler(flow.SchedulerConfig{Store: cfg.Store, Starter: r.co, Logger: cfg.Logger,
 			Metrics: registerer(cfg.Metrics)})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.Expectations) > 0 {
+		r.watch, err = expect.New(expect.Config{Store: cfg.Store, Transport: cfg.Transport, Expectations: cfg.Expectations,
+			Notifier: cfg.Notifier, Metrics: registerer(cfg.Metrics), Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -218,8 +230,9 @@ func (r *Runner) isReady(context.Context) error {
 	return nil
 }
 
-// Start starts the services, then the coordinator and the schedules, then
-// the HTTP listener. On an error, what had started is stopped again.
+// Start starts the expectations' watcher (whose group then receives the
+// events the services publish), the services, then the coordinator and the
+// schedules, then the HTTP listener. On an error, what had started is stopped again.
 func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Lock()
 	if r.state != 0 {
@@ -246,6 +259,11 @@ func (r *Runner) start(ctx context.Context) (err error) {
 		r.mu.Lock()
 		r.ln = ln
 		r.mu.Unlock()
+	}
+	if r.watch != nil {
+		if err := r.watch.Start(ctx); err != nil {
+			return err
+		}
 	}
 	if err := r.rt.Start(ctx); err != nil {
 		return err
@@ -278,8 +296,8 @@ func (r *Runner) Addr() string {
 
 // Stop stops gracefully, in this order: stop taking requests and wait for
 // those in flight, stop the schedules and the coordinator (runs resume on
-// the next start), stop the services (events in flight are settled, or
-// redelivered later). Each part gets Config.StopTimeout at most, and ctx
+// the next start), stop the expectations' watcher, stop the services
+// (events in flight are settled, or redelivered later). Each part gets Config.StopTimeout at most, and ctx
 // bounds the whole. It is idempotent; the backends stay open.
 func (r *Runner) Stop(ctx context.Context) error {
 	r.mu.Lock()
@@ -311,6 +329,13 @@ func (r *Runner) Stop(ctx context.Context) error {
 		}
 		if err := r.co.Stop(c); err != nil {
 			errs = append(errs, fmt.Errorf("coordinator: %w; its runs resume on the next start", err))
+		}
+		cancel()
+	}
+	if r.watch != nil {
+		c, cancel := part()
+		if err := r.watch.Stop(c); err != nil {
+			errs = append(errs, fmt.Errorf("expectations: %w", err))
 		}
 		cancel()
 	}

@@ -148,6 +148,30 @@ type Runs interface {
 	DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, error)
 }
 
+// DueRunsOf returns the due runs (Runs.DueRuns) that mine accepts, about
+// limit of them, earliest first. It serves the parts that share the run
+// index, the coordinator and an expectation's watcher, each taking only its
+// own: when fewer than half of the earliest due runs are its own, it reads
+// further, up to 16 times limit, so that the other part's backlog of due
+// runs (its process is down) does not hide its own.
+func DueRunsOf(ctx context.Context, r Runs, now time.Time, limit int, mine func(Run) bool) ([]Run, error) {
+	for n := limit; ; n *= 4 {
+		due, err := r.DueRuns(ctx, now, n)
+		if err != nil {
+			return nil, err
+		}
+		own := due[:0]
+		for _, run := range due {
+			if mine(run) {
+				own = append(own, run)
+			}
+		}
+		if len(due) < n || len(own) >= limit/2 || n >= 16*limit {
+			return own, nil
+		}
+	}
+}
+
 // Overlap says what a schedule does when a tick comes while its previous
 // run is still going.
 type Overlap string

@@ -73,6 +73,11 @@ const (
 	DeadLettered Outcome = "dead-lettered" // the event went to the group's dead letters
 	Duplicate    Outcome = "duplicate"     // a redelivery was skipped by the inbox
 	Replayed     Outcome = "replayed"      // a dead letter was published again
+
+	// The entries of an expectation's watcher (package expect): its Source
+	// is "baton.expect/NAME", its Error says what was awaited.
+	ExpectationBroken  Outcome = "expectation-broken"   // the awaited event did not come in time
+	ExpectationMetLate Outcome = "expectation-met-late" // it came after all: the alert is cleared
 )
 
 // RunEnded is the outcome of the entry a coordinator journals when a flow

@@ -21,7 +21,9 @@ import (
 	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/examples/orders/expectations"
 	"github.com/batonhq/baton/examples/orders/orchestration"
+	expectation "github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
 )
@@ -72,6 +74,11 @@ twice to an order.
 With --fail-rate some orders go wrong, decided from their id: cards declined
 and items out of stock (the order is cancelled), a flaky payment gateway
 (retried, then completed), a payment gateway that is down (dead-lettered).
+
+The demo declares the orders example's expectation: after
+payment.processed.v1, inventory.reserved.v1 or inventory.failed.v1 within
+30 s for the same order. Under choreography, an order that breaks it shows
+expectation-broken in baton status (docs/observability.md).
 
 With --data the directory (and the ledger of effects, DIR/ledger.jsonl) is
 kept, and running again on it resumes: as a real producer would, it places
@@ -275,6 +282,21 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		}
 	}
 
+	// The watcher's group is declared before the services publish.
+	watcher, err := expectation.New(expectation.Config{Store: st, Transport: tp,
+		Expectations: []expectation.Expectation{expectations.InventoryAnswers()}})
+	if err != nil {
+		return err
+	}
+	if err := watcher.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		watcher.Stop(stopCtx)
+	}()
+
 	start := time.Now()
 	if err := rt.Start(ctx); err != nil {
 		return err
@@ -388,6 +410,9 @@ func clearDemo(ctx context.Context, c backendConfig) error {
 		if !slices.Contains(groups, s.Name) {
 			groups = append(groups, s.Name)
 		}
+	}
+	if !slices.Contains(groups, expectation.DefaultGroup) { // the watcher journals no handling
+		groups = append(groups, expectation.DefaultGroup)
 	}
 	if _, err := ns.delete(ctx, groups); err != nil {
 		return fmt.Errorf("clear the earlier demo run in namespace %s: %w", c.namespace, err)

@@ -107,8 +107,9 @@ func (d directRuns) Run(ctx context.Context, id string) (store.Run, error) {
 	return d.Backend.Run(ctx, id)
 }
 
+// Runs lists runs as a server does: without the runs of expectations.
 func (d directRuns) Runs(ctx context.Context, q store.RunQuery) ([]store.Run, error) {
-	return d.Backend.ListRuns(ctx, q)
+	return flow.ListRuns(ctx, d.Backend, q)
 }
 
 func (d directRuns) Close() error { return d.Backend.Close() }

@@ -18,7 +18,9 @@ import (
 	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/examples/orders"
+	"github.com/batonhq/baton/examples/orders/expectations"
 	"github.com/batonhq/baton/examples/orders/orchestration"
+	expectation "github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
 	"github.com/batonhq/baton/runner"
@@ -31,6 +33,7 @@ type serverConfig struct {
 	addr          string
 	tokens        []string
 	flowFiles     []string
+	expectFiles   []string
 	routes        []string
 	webhooks      []string
 	webhookSecret string
@@ -80,9 +83,17 @@ metrics, docs/observability.md) stay open. The server also serves the API, witho
 which only this user may open: baton status, dlq, tail, run and schedule
 with --data DIR reach it there.
 
-Webhooks get run.completed, run.failed and dead_letter notifications as
-JSON POSTs signed with HMAC-SHA256 (header Baton-Signature) using
---webhook-secret (or BATON_WEBHOOK_SECRET), retried with backoff.
+Webhooks get run.completed, run.failed, dead_letter, expectation.broken and
+expectation.cleared notifications as JSON POSTs signed with HMAC-SHA256
+(header Baton-Signature) using --webhook-secret (or BATON_WEBHOOK_SECRET),
+retried with backoff.
+
+An --expect file declares expectations of choreography in YAML or JSON
+("after payment.processed.v1, inventory.reserved.v1 or inventory.failed.v1
+within 30s, for the same correlation id"; docs/observability.md): the server
+watches them, and tells of each one broken, and of each met late, on the
+event stream and the webhooks, in the journal (baton status) and in
+metrics. With --demo, the orders example's expectation is watched too.
 
 A --flows file holds flow definitions in YAML or JSON (one flow, a list, or
 {"flows": [...]}; docs/orchestration.md shows one). A step that sends a type no
@@ -115,6 +126,7 @@ with --server.`,
 		"baton server --demo --data ./baton-data --fail-rate 0.1",
 		"baton server --addr 0.0.0.0:7070 --token $(cat token.txt)",
 		"baton server --webhook https://hooks.example.com/baton --webhook-secret s3cret",
+		"baton server --flows flows.yaml --expect expectations.yaml",
 		"baton server --demo --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
 		"baton server --flows flows.yaml --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
 		"baton server --demo --services=false --addr 127.0.0.1:7071 --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0")
@@ -123,6 +135,7 @@ with --server.`,
 	f.StringVar(&cfg.addr, "addr", api.DefaultAddr, "serve the HTTP API on `HOST:PORT`")
 	f.Var(listFlag{&cfg.tokens}, "token", "accept the bearer `TOKEN` (repeat for several; default: BATON_TOKEN, comma-separated; none: loopback only)")
 	f.Var(listFlag{&cfg.flowFiles}, "flows", "also run the flows defined in `FILE` (YAML or JSON; repeatable) (default none)")
+	f.Var(listFlag{&cfg.expectFiles}, "expect", "also watch the expectations declared in `FILE` (YAML or JSON; repeatable) (default none)")
 	f.Var(listFlag{&cfg.routes}, "route", "send steps of event type TYPE to the consumer group GROUP, as `TYPE=GROUP` (repeatable) (default none)")
 	f.Var(listFlag{&cfg.webhooks}, "webhook", "POST notifications to `URL` (repeatable) (default none)")
 	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET` (default: BATON_WEBHOOK_SECRET)")
@@ -217,6 +230,17 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		}
 		flows = append(flows, fs...)
 	}
+	var watched []expectation.Expectation
+	if cfg.demo {
+		watched = append(watched, expectations.InventoryAnswers())
+	}
+	for _, path := range cfg.expectFiles {
+		xs, err := expectation.LoadFile(path)
+		if err != nil {
+			return fmt.Errorf("--expect: %w", err)
+		}
+		watched = append(watched, xs...)
+	}
 	if len(flows) == 0 {
 		return usagef("server: no flows to run: give --flows FILE (docs/orchestration.md shows one), or --demo for the orders example's flow")
 	}
@@ -261,7 +285,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		return fmt.Errorf("--webhook: %w", err)
 	}
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Flows: flows, Remote: routed,
-		Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log, Metrics: reg, TracerProvider: tracer})
+		Expectations: watched, Notifier: hub, Source: "baton-server", StopTimeout: cfg.stopTimeout, Logger: log, Metrics: reg, TracerProvider: tracer})
 	if err != nil {
 		return err
 	}

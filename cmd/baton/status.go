@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	expectation "github.com/batonhq/baton/expect"
+	"github.com/batonhq/baton/store"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
@@ -19,6 +22,9 @@ verdict: for a flow run, how the run ended (completed, failed or cancelled,
 with the reason) as the coordinator journaled it; otherwise completed or
 cancelled (an event named *.completed or *.cancelled was published),
 dead-lettered (with the reason), or in progress (with the last step).
+When a declared expectation was broken for it (expectation-broken), a line
+says which and what was awaited, and whether it was met late since
+(expectation-met-late); the verdict names those still broken.
 Last, when the events carried a W3C trace context, the id of the trace
 (of each, when there were several) to open in a tracing tool.
 
@@ -64,9 +70,56 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 	if err := table(e.stdout, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\nverdict: %s\n", verdict(h))
+	lines, broken := brokenExpectations(h)
+	if len(lines) > 0 {
+		fmt.Fprintf(e.stdout, "\nexpectations:\n")
+		for _, l := range lines {
+			fmt.Fprintf(e.stdout, "  %s\n", l)
+		}
+	}
+	// The verdict is the transaction's; the watcher's entries are about it.
+	var steps []store.Entry
+	for _, en := range h {
+		if _, ok := expectation.Name(en); !ok {
+			steps = append(steps, en)
+		}
+	}
+	v := verdict(steps)
+	if len(broken) > 0 {
+		v += "; expectation " + strings.Join(broken, ", ") + " broken"
+	}
+	fmt.Fprintf(e.stdout, "\nverdict: %s\n", v)
 	if ids := traceIDs(h); len(ids) > 0 {
 		fmt.Fprintf(e.stdout, "trace: %s\n", strings.Join(ids, ", "))
 	}
 	return nil
+}
+
+// brokenExpectations describes the expectations the journal h says were broken,
+// one line each in the order they broke, and names those not met since.
+func brokenExpectations(h []store.Entry) (lines, broken []string) {
+	var names []string
+	last := map[string]store.Entry{}
+	first := map[string]store.Entry{}
+	for _, e := range h {
+		name, ok := expectation.Name(e)
+		if !ok {
+			continue
+		}
+		if _, seen := first[name]; !seen {
+			names = append(names, name)
+			first[name] = e
+		}
+		last[name] = e
+	}
+	for _, name := range names {
+		b, l := first[name], last[name]
+		if l.Outcome == store.ExpectationMetLate {
+			lines = append(lines, fmt.Sprintf("%s: broken, then met late: %s", name, l.Error))
+			continue
+		}
+		broken = append(broken, name)
+		lines = append(lines, fmt.Sprintf("%s: broken: %s (event %s)", name, b.Error, shortID(b.EventID)))
+	}
+	return lines, broken
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,12 +14,15 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/examples/orders"
+	expectation "github.com/batonhq/baton/expect"
+	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/runner"
 )
 
 // workerConfig is what baton worker's flags set.
 type workerConfig struct {
 	services    []string
+	expectFiles []string
 	data        string
 	failRate    float64
 	concurrency int
@@ -72,14 +76,20 @@ one), else in memory. A line on stderr says what runs where; a stats line
 --metrics HOST:PORT serves the worker's Prometheus metrics at
 http://HOST:PORT/metrics, without a token (docs/observability.md); listen
 where your Prometheus reaches it and no one else does.
+With --expect FILE the worker also watches the expectations the file
+declares (YAML or JSON; docs/observability.md): a broken one is journaled
+(baton status shows it) and logged on stderr. Several processes may watch
+the same expectations: each broken instance fires once.
 On Ctrl-C the worker stops taking events, waits up to 10 s for those in
 flight (the others are redelivered), and closes the backends.`,
 		"baton worker --service payment --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
 		"baton worker --service order --service notification --data ./worker-data --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
 		"BATON_BUS=nats://127.0.0.1:4222 BATON_STORE=redis://127.0.0.1:6379/0 baton worker --service inventory --fail-rate 0.2",
-		"baton worker --service payment --metrics 127.0.0.1:9464 --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0")
+		"baton worker --service payment --metrics 127.0.0.1:9464 --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
+		"baton worker --service payment --expect expectations.yaml --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0")
 	var cfg workerConfig
 	f.Var(listFlag{&cfg.services}, "service", "run the service `NAME`: order, payment, inventory or notification; repeatable (default none: required)")
+	f.Var(listFlag{&cfg.expectFiles}, "expect", "also watch the expectations declared in `FILE` (YAML or JSON; repeatable) (default none)")
 	f.StringVar(&cfg.data, "data", "", "keep the ledger in `DIR`, and the embedded backend's data (default: the ledger in memory)")
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "share `P` of orders, from 0 to 1, that meet a fault (give every process the same)")
 	f.IntVar(&cfg.concurrency, "concurrency", 0, "events each service handles at once, `N` (default 0: the runtime's default, 32)")
@@ -155,9 +165,22 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 			}
 		}
 	}
+	var watched []expectation.Expectation
+	for _, path := range cfg.expectFiles {
+		xs, err := expectation.LoadFile(path)
+		if err != nil {
+			return fmt.Errorf("--expect: %w", err)
+		}
+		watched = append(watched, xs...)
+	}
+	var alerts flow.Notifier
+	if len(watched) > 0 {
+		alerts = stderrNotifier{e.stderr}
+	}
 	reg := newRegistry()
 	rn, err := runner.New(runner.Config{Transport: tp, Store: st, Services: services, Concurrency: cfg.concurrency,
-		Source: "baton-worker", StopTimeout: workerStopTimeout, Logger: e.log, Metrics: reg, TracerProvider: tracer})
+		Expectations: watched, Notifier: alerts, Source: "baton-worker", StopTimeout: workerStopTimeout,
+		Logger: e.log, Metrics: reg, TracerProvider: tracer})
 	if err != nil {
 		return err
 	}
@@ -204,6 +227,14 @@ wait:
 	}
 	fmt.Fprintln(e.stderr, "stopped: "+workerStats(rn.Stats()))
 	return nil
+}
+
+// stderrNotifier writes the notifications of a worker's expectations on
+// its stderr, one line each.
+type stderrNotifier struct{ w io.Writer }
+
+func (n stderrNotifier) Notify(_ context.Context, note flow.Notification) {
+	fmt.Fprintf(n.w, "%s: %s\n", note.Kind, note.Message)
 }
 
 // workerStats is the stats line's counts.
