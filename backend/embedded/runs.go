@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -398,6 +399,9 @@ func (b *Backend) ListRuns(ctx context.Context, q store.RunQuery) ([]store.Run, 
 		}
 		return []store.Run{r}, nil
 	}
+	if q.Key != "" {
+		return b.runsOfKey(q, limit)
+	}
 	var prefix []byte
 	if q.Flow != "" {
 		prefix = append(prefixKey(kindFlow, q.Flow), 0)
@@ -465,6 +469,59 @@ func (b *Backend) DueRuns(ctx context.Context, now time.Time, limit int) ([]stor
 		out = append(out, r)
 	}
 	return out, iter.Error()
+}
+
+// runsOfKey lists the runs of every flow with q.Key, newest first: it
+// walks the business-key index, whose keys end with the key, and reads only
+// the runs whose index key ends with q.Key (baton status asks for runs by
+// key alone).
+func (b *Backend) runsOfKey(q store.RunQuery, limit int) ([]store.Run, error) {
+	prefix := []byte{kindRunKey}
+	iter, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperBound(prefix)})
+	if err != nil {
+		return nil, unavailable("runs", err)
+	}
+	defer iter.Close()
+	suffix := append([]byte{0}, q.Key...)
+	var out []store.Run
+	for iter.First(); iter.Valid(); iter.Next() {
+		// The flow's name may hold the separator too: the suffix picks
+		// the candidates, and matches the runs of q.Key among them.
+		if !bytes.HasSuffix(iter.Key(), suffix) {
+			continue
+		}
+		r, err := b.run(string(iter.Value()))
+		if err != nil {
+			return nil, err
+		}
+		if matches(r, q) {
+			out = append(out, r)
+		}
+	}
+	if err := iter.Error(); err != nil {
+		return nil, unavailable("runs", err)
+	}
+	newer := func(a, b store.Run) bool {
+		return a.Created.UnixNano() > b.Created.UnixNano() || a.Created.UnixNano() == b.Created.UnixNano() && a.ID > b.ID
+	}
+	slices.SortFunc(out, func(a, b store.Run) int {
+		if newer(a, b) {
+			return -1
+		}
+		return 1
+	})
+	if q.After != "" {
+		after, err := b.run(q.After)
+		if err != nil {
+			return nil, err
+		}
+		i := 0
+		for i < len(out) && !newer(after, out[i]) {
+			i++
+		}
+		out = out[i:]
+	}
+	return out[:min(limit, len(out))], nil
 }
 
 func matches(r store.Run, q store.RunQuery) bool {

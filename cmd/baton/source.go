@@ -29,6 +29,8 @@ type source interface {
 	DropDead(ctx context.Context, id string) error
 	// Map draws the choreography map of the journal's last window.
 	Map(ctx context.Context, window time.Duration) (traffic.Map, error)
+	// Runs lists the runs q selects, newest first.
+	Runs(ctx context.Context, q store.RunQuery) ([]store.Run, error)
 	Close() error
 }
 
@@ -64,6 +66,11 @@ func (d direct) ReplayDead(ctx context.Context, id string) error {
 func (d direct) Map(ctx context.Context, window time.Duration) (traffic.Map, error) {
 	now := time.Now()
 	return traffic.Build(ctx, d.Store, traffic.Query{From: now.Add(-window), To: now})
+}
+
+// Runs lists the runs q selects from the store.
+func (d direct) Runs(ctx context.Context, q store.RunQuery) ([]store.Run, error) {
+	return d.ListRuns(ctx, q)
 }
 
 // pollEvery is how often a direct SinceWait looks for new entries.

@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/batonhq/baton"
 	expectation "github.com/batonhq/baton/expect"
+	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
 )
 
@@ -22,6 +27,8 @@ verdict: for a flow run, how the run ended (completed, failed or cancelled,
 with the reason) as the coordinator journaled it; otherwise completed or
 cancelled (an event named *.completed or *.cancelled was published),
 dead-lettered (with the reason), or in progress (with the last step).
+For a flow run of ORDER-ID that has not ended, a line says the step it
+waits at, what the step waits for, and since when.
 When a declared expectation was broken for it (expectation-broken), a line
 says which and what was awaited, and whether it was met late since
 (expectation-met-late); the verdict names those still broken.
@@ -89,6 +96,13 @@ BATON_STORE and BATON_NAMESPACE), or asks a baton server's API with
 		v += "; expectation " + strings.Join(broken, ", ") + " broken"
 	}
 	fmt.Fprintf(e.stdout, "\nverdict: %s\n", v)
+	waits, err := waiting(ctx, src, id, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, w := range waits {
+		fmt.Fprintf(e.stdout, "%s\n", w)
+	}
 	if ids := traceIDs(h); len(ids) > 0 {
 		fmt.Fprintf(e.stdout, "trace: %s\n", strings.Join(ids, ", "))
 	}
@@ -122,4 +136,50 @@ func brokenExpectations(h []store.Entry) (lines, broken []string) {
 		lines = append(lines, fmt.Sprintf("%s: broken: %s (event %s)", name, b.Error, shortID(b.EventID)))
 	}
 	return lines, broken
+}
+
+// waiting says, for each run with the business key that has not ended,
+// the steps it waits at and since when. A process that runs no
+// coordinator has no runs: nothing to say.
+func waiting(ctx context.Context, src source, key string, now time.Time) ([]string, error) {
+	runs, err := src.Runs(ctx, store.RunQuery{Key: key, Limit: 20})
+	if baton.ErrorCode(err) == baton.NotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the runs of %s: %w", key, err)
+	}
+	var out []string
+	for _, r := range runs {
+		if r.Status.Terminal() || flow.Reserved(r.Flow) {
+			continue
+		}
+		var at []string
+		for _, name := range slices.Sorted(maps.Keys(r.Steps)) {
+			st := r.Steps[name]
+			if st.Status != store.StepRunning && st.Status != store.StepWaiting {
+				continue
+			}
+			what := "its result"
+			switch {
+			case st.Status == store.StepWaiting:
+				what = "an event"
+			case st.Backoff:
+				what = "its next attempt"
+			}
+			line := fmt.Sprintf("step %s (attempt %d) waits for %s since %s (%s ago)", name, max(st.Attempts, 1), what,
+				st.Started.Local().Format("15:04:05.000"), now.Sub(st.Started).Round(time.Millisecond))
+			if !st.Due.IsZero() {
+				line += fmt.Sprintf(", due %s", st.Due.Local().Format("15:04:05.000"))
+			}
+			at = append(at, line)
+		}
+		head := fmt.Sprintf("run %s of flow %s: %s since %s", r.ID, r.Flow, r.Status, r.Updated.Local().Format("2006-01-02 15:04:05.000"))
+		if len(at) == 0 {
+			out = append(out, head)
+			continue
+		}
+		out = append(out, head+"; "+strings.Join(at, "; "))
+	}
+	return out, nil
 }
