@@ -146,7 +146,7 @@ func openBrokerFlow(b *testing.B, busKind, storeKind string, orchestrated bool) 
 		})
 		tr = nb
 	}
-	return wireFlow(b, tr, st, b.N, orchestrated)
+	return wireFlow(b, tr, st, b.N, orchestrated, telemetry{})
 }
 
 // BenchmarkBrokerOrderFlow places b.N orders of the order flow, with no

@@ -17,6 +17,9 @@ import (
 	"github.com/batonhq/baton/examples/orders/orchestration"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // orderFlow is the order flow (on a fresh data directory when b is set), choreographed or,
@@ -63,12 +66,24 @@ func (f *orderFlow) start(tb testing.TB) {
 // anything; orchestrated adds a coordinator running the order flow over the
 // services.
 func openFlow(tb testing.TB, want int, orchestrated bool) *orderFlow {
+	return openFlowWith(tb, want, orchestrated, telemetry{})
+}
+
+// telemetry is what the runtime and the coordinator of an order flow
+// record to: nothing with the zero value.
+type telemetry struct {
+	metrics prometheus.Registerer
+	tracer  trace.TracerProvider
+}
+
+// openFlowWith is openFlow recording to tel.
+func openFlowWith(tb testing.TB, want int, orchestrated bool, tel telemetry) *orderFlow {
 	b, err := embedded.Open(embedded.Config{Dir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { b.Close() }) // after wireFlow's cleanup: last
-	f := wireFlow(tb, b, b, want, orchestrated)
+	f := wireFlow(tb, b, b, want, orchestrated, tel)
 	f.b = b
 	return f
 }
@@ -76,8 +91,8 @@ func openFlow(tb testing.TB, want int, orchestrated bool) *orderFlow {
 // wireFlow registers the order services on a runtime over tr and st, the
 // order service's handlers observed, and, orchestrated, a coordinator
 // running the order flow over them; both are stopped when tb ends.
-func wireFlow(tb testing.TB, tr bus.Transport, st store.Store, want int, orchestrated bool) *orderFlow {
-	rt, err := bus.New(bus.Config{Transport: tr, Store: st})
+func wireFlow(tb testing.TB, tr bus.Transport, st store.Store, want int, orchestrated bool, tel telemetry) *orderFlow {
+	rt, err := bus.New(bus.Config{Transport: tr, Store: st, Metrics: tel.metrics, TracerProvider: tel.tracer})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -99,7 +114,8 @@ func wireFlow(tb testing.TB, tr bus.Transport, st store.Store, want int, orchest
 		if !ok {
 			tb.Fatalf("transport %T cannot send to one consumer group, which the flow's steps need", tr)
 		}
-		if f.co, err = flow.New(flow.Config{Store: st, Transport: ftr, Flows: []flow.Flow{orchestration.Flow()}, Services: services, Notifier: f}); err != nil {
+		if f.co, err = flow.New(flow.Config{Store: st, Transport: ftr, Flows: []flow.Flow{orchestration.Flow()}, Services: services, Notifier: f,
+			Metrics: tel.metrics, TracerProvider: tel.tracer}); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -263,6 +279,45 @@ func benchmarkOrderFlow(b *testing.B, orchestrated bool) {
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkOrderFlowTelemetry is OrderFlow with telemetry off, with
+// Prometheus metrics on, and with metrics and OpenTelemetry traces on,
+// every transaction sampled or one in ten (parent-based, as
+// OTEL_TRACES_SAMPLER=parentbased_traceidratio does). Spans go through the
+// SDK's batch processor to an exporter that drops them, so the cost
+// measured is Baton's and the SDK's, not a collector's.
+func BenchmarkOrderFlowTelemetry(b *testing.B) {
+	for _, st := range styles {
+		for _, tc := range []struct {
+			name    string
+			metrics bool
+			sample  float64 // 0: no tracing
+		}{{"off", false, 0}, {"metrics", true, 0}, {"metrics+traces", true, 1}, {"metrics+traces-10pct", true, 0.1}} {
+			b.Run(st.name+"/"+tc.name, func(b *testing.B) {
+				var tel telemetry
+				if tc.metrics {
+					tel.metrics = prometheus.NewRegistry()
+				}
+				if tc.sample > 0 {
+					tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(dropSpans{}),
+						sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(tc.sample))))
+					b.Cleanup(func() { tp.Shutdown(context.Background()) })
+					tel.tracer = tp
+				}
+				f := openFlowWith(b, b.N, st.orchestrated, tel)
+				f.start(b)
+				el := placeAll(b, f)
+				b.ReportMetric(float64(b.N)/el.Seconds(), "orders/s")
+			})
+		}
+	}
+}
+
+// dropSpans is an exporter that drops what it is given.
+type dropSpans struct{}
+
+func (dropSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (dropSpans) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkOrderBacklog places b.N orders before the services start, then
 // reports orders/s while they work through the backlog.
