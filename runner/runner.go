@@ -80,8 +80,8 @@ type Config struct {
 	// Tokens are the bearer tokens the API accepts; none means loopback
 	// only.
 	Tokens []string
-	// Notifier hears of finished runs, alerts and broken expectations (for instance a
-	// notify.Hub); nil for none.
+	// Notifier hears of finished runs, alerts and broken expectations
+	// (for instance a notify.Hub); nil for none.
 	Notifier flow.Notifier
 	// Source is the source of the events published here (default
 	// "baton-runner").
