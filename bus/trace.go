@@ -57,28 +57,45 @@ const (
 // attributes of CloudEvents' distributed tracing extension.
 var w3c = propagation.TraceContext{}
 
-type carrier struct{ e *baton.Event }
+// carrier holds an event's traceparent and tracestate for a propagator.
+// It copies them rather than point into the event, so that an event the
+// runtime handles does not escape to the heap for it, tracing on or off.
+type carrier struct{ parent, state string }
 
-func (c carrier) Get(key string) string {
+func carrierOf(e *baton.Event) *carrier { return &carrier{e.TraceParent, e.TraceState} }
+
+func (c *carrier) Get(key string) string {
 	switch key {
 	case "traceparent":
-		return c.e.TraceParent
+		return c.parent
 	case "tracestate":
-		return c.e.TraceState
+		return c.state
 	}
 	return ""
 }
 
-func (c carrier) Set(key, value string) {
+func (c *carrier) Set(key, value string) {
 	switch key {
 	case "traceparent":
-		c.e.TraceParent = value
+		c.parent = value
 	case "tracestate":
-		c.e.TraceState = value
+		c.state = value
 	}
 }
 
-func (c carrier) Keys() []string { return []string{"traceparent", "tracestate"} }
+func (c *carrier) Keys() []string { return []string{"traceparent", "tracestate"} }
+
+// inject sets e's trace context to ctx's span context, if valid.
+func inject(ctx context.Context, e *baton.Event) {
+	c := carrierOf(e)
+	w3c.Inject(ctx, c)
+	e.TraceParent, e.TraceState = c.parent, c.state
+}
+
+// extract returns ctx with e's trace context as the remote parent.
+func extract(ctx context.Context, e *baton.Event) context.Context {
+	return w3c.Extract(ctx, carrierOf(e))
+}
 
 // send starts the span of publishing e, a child of the trace context e
 // carries or else of ctx's span (a new trace when neither has one), and
@@ -87,13 +104,13 @@ func (c carrier) Keys() []string { return []string{"traceparent", "tracestate"} 
 func (t *tracer) send(ctx context.Context, e *baton.Event) trace.Span {
 	if t == nil {
 		if e.TraceParent == "" && trace.SpanContextFromContext(ctx).IsValid() {
-			w3c.Inject(ctx, carrier{e})
+			inject(ctx, e)
 		}
 		return nil
 	}
 	parent := ctx
 	if e.TraceParent != "" {
-		parent = w3c.Extract(ctx, carrier{e})
+		parent = extract(ctx, e)
 	}
 	_, span := t.t.Start(parent, "send "+e.Type, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
 		t.system,
@@ -103,7 +120,7 @@ func (t *tracer) send(ctx context.Context, e *baton.Event) trace.Span {
 		attribute.String("messaging.message.id", e.ID),
 		attribute.String("cloudevents.event_type", e.Type),
 		attrCorrelation.String(e.CorrelationID)))
-	w3c.Inject(trace.ContextWithSpan(ctx, span), carrier{e})
+	inject(trace.ContextWithSpan(ctx, span), e)
 	return span
 }
 
@@ -114,7 +131,7 @@ func (t *tracer) process(ctx context.Context, group string, d *Delivery) (contex
 	if t == nil {
 		return ctx, nil
 	}
-	return t.t.Start(w3c.Extract(ctx, carrier{&d.Event}), "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer),
+	return t.t.Start(extract(ctx, &d.Event), "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			t.system,
 			attribute.String("messaging.operation.type", "process"),
@@ -167,7 +184,7 @@ func allOfType(msgs []Message, typ string) bool {
 // off) the output keeps the context of its input, set by the caller.
 func (t *tracer) stamp(ctx context.Context, e *baton.Event) {
 	if t != nil {
-		w3c.Inject(ctx, carrier{e})
+		inject(ctx, e)
 	}
 }
 
@@ -227,11 +244,11 @@ func TraceContext(ctx context.Context, e baton.Event) context.Context {
 	if e.TraceParent == "" {
 		return ctx
 	}
-	return w3c.Extract(ctx, carrier{&e})
+	return extract(ctx, &e)
 }
 
 // SetTraceContext sets e's traceparent and tracestate to the span context
 // of ctx, when it has a valid one.
 func SetTraceContext(ctx context.Context, e *baton.Event) {
-	w3c.Inject(ctx, carrier{e})
+	inject(ctx, e)
 }
