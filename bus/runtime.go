@@ -544,7 +544,7 @@ func (w *worker) run(ctx context.Context) {
 		// taken is finished.
 		hctx, span := w.r.tracer.process(context.WithoutCancel(ctx), w.svc.Name, &d)
 		c, v := w.handle(hctx, d)
-		journalTrace(hctx, &d.Event, c.Journal)
+		journalTrace(span, &d.Event, c.Journal)
 		f := inflight{d: d, c: c, v: v}
 		if span != nil {
 			f.process, f.send = span, w.r.tracer.outputs(span, c.Publish)

@@ -189,11 +189,12 @@ func (t *tracer) stamp(ctx context.Context, e *baton.Event) {
 }
 
 // journalTrace gives the entries of a handled delivery that name no trace
-// the trace id of its process span, or of the context it carried.
-func journalTrace(ctx context.Context, in *baton.Event, entries []store.Entry) {
+// the trace id of its process span (nil without tracing), or of the
+// context it carried.
+func journalTrace(process trace.Span, in *baton.Event, entries []store.Entry) {
 	id := ""
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		id = sc.TraceID().String()
+	if process != nil && process.SpanContext().IsValid() {
+		id = process.SpanContext().TraceID().String()
 	} else if id = event.TraceID(in.TraceParent); id == "" {
 		return
 	}
