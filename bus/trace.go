@@ -23,7 +23,8 @@ type MessagingSystem interface {
 const Instrumentation = "github.com/batonhq/baton/bus"
 
 // tracer makes the runtime's spans, after the OpenTelemetry messaging
-// semantic conventions: a send span per event Publish publishes and per
+// semantic conventions (attributes are set only on the spans a sampler
+// records): a send span per event Publish publishes and per
 // batch of a handler's outputs, and a process span per delivery handled.
 // A nil *tracer (no Config.TracerProvider) makes none and costs nothing:
 // events then keep the trace context they came with, and their outputs
@@ -112,14 +113,17 @@ func (t *tracer) send(ctx context.Context, e *baton.Event) trace.Span {
 	if e.TraceParent != "" {
 		parent = extract(ctx, e)
 	}
-	_, span := t.t.Start(parent, "send "+e.Type, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-		t.system,
-		attribute.String("messaging.operation.type", "send"),
-		attribute.String("messaging.operation.name", "send"),
-		attribute.String("messaging.destination.name", e.Type),
-		attribute.String("messaging.message.id", e.ID),
-		attribute.String("cloudevents.event_type", e.Type),
-		attrCorrelation.String(e.CorrelationID)))
+	_, span := t.t.Start(parent, "send "+e.Type, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(
+			t.system,
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.operation.name", "send"),
+			attribute.String("messaging.destination.name", e.Type),
+			attribute.String("messaging.message.id", e.ID),
+			attribute.String("cloudevents.event_type", e.Type),
+			attrCorrelation.String(e.CorrelationID))
+	}
 	inject(trace.ContextWithSpan(ctx, span), e)
 	return span
 }
@@ -131,8 +135,9 @@ func (t *tracer) process(ctx context.Context, group string, d *Delivery) (contex
 	if t == nil {
 		return ctx, nil
 	}
-	return t.t.Start(extract(ctx, &d.Event), "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := t.t.Start(extract(ctx, &d.Event), "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			t.system,
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.operation.name", "process"),
@@ -141,13 +146,19 @@ func (t *tracer) process(ctx context.Context, group string, d *Delivery) (contex
 			attribute.String("messaging.message.id", d.ID),
 			attribute.String("cloudevents.event_type", d.Type),
 			attrCorrelation.String(d.CorrelationID),
-			attrAttempt.Int(d.Attempt)))
+			attrAttempt.Int(d.Attempt))
+	}
+	return ctx, span
 }
 
 // outputs starts the span of sending a handled delivery's outputs, a child
 // of its process span; nil when there are none to send.
 func (t *tracer) outputs(process trace.Span, msgs []Message) trace.Span {
 	if t == nil || process == nil || len(msgs) == 0 {
+		return nil
+	}
+	if !process.IsRecording() {
+		// Not sampled: its outputs carry its context on, not a span.
 		return nil
 	}
 	name, dest := "send", ""
