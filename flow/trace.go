@@ -89,10 +89,13 @@ func (t *tracer) step(x *exec, path string, attempt int, e *baton.Event) {
 		return
 	}
 	ctx, span := t.t.Start(runContext(context.Background(), x.run), stepName(path), trace.WithTimestamp(x.now),
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			t.system, attrRun.String(x.run.ID), attrFlow.String(x.run.Flow), attrStep.String(path), attrAttempt.Int(attempt),
 			attribute.String("messaging.operation.type", "send"), attribute.String("messaging.operation.name", "send"),
-			attribute.String("messaging.destination.name", e.Type), attribute.String("messaging.message.id", e.ID)))
+			attribute.String("messaging.destination.name", e.Type), attribute.String("messaging.message.id", e.ID))
+	}
 	bus.SetTraceContext(ctx, e)
 	x.spans = append(x.spans, span)
 }
@@ -121,12 +124,15 @@ func (t *tracer) reply(ctx context.Context, group string, d *bus.Delivery, runID
 	if t == nil {
 		return ctx, nil
 	}
-	return t.t.Start(bus.TraceContext(ctx, d.Event), "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(t.system,
+	ctx, span := t.t.Start(bus.TraceContext(ctx, d.Event), "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(t.system,
 			attribute.String("messaging.operation.type", "process"), attribute.String("messaging.operation.name", "process"),
 			attribute.String("messaging.destination.name", d.Type), attribute.String("messaging.consumer.group.name", group),
 			attribute.String("messaging.message.id", d.ID), attribute.String("cloudevents.event_type", d.Type),
-			attrRun.String(runID), attrStep.String(path), attrAttempt.Int(d.Attempt)))
+			attrRun.String(runID), attrStep.String(path), attrAttempt.Int(d.Attempt))
+	}
+	return ctx, span
 }
 
 // replied ends a reply's span with the status of its step after it.
