@@ -35,6 +35,9 @@ import (
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
 	"github.com/batonhq/baton/store"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Codes of the API's own errors, beside baton's: each has its HTTP status
@@ -116,6 +119,12 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// MaxBody limits request bodies (default DefaultMaxBody).
 	MaxBody int64
+	// TracerProvider, when set, makes each request a server span
+	// (otelhttp), the child of the caller's W3C trace context when its
+	// headers carry one, and the parent of what the request publishes or
+	// starts: a trace starts at the API. Nil makes none; what a request
+	// publishes or starts then still joins the caller's context.
+	TracerProvider trace.TracerProvider
 	// Logger receives internal errors, and a line per request at Info
 	// (method, path, status, bytes, duration, client address; never a
 	// header or the query); the default discards.
@@ -133,6 +142,7 @@ type handler struct {
 	maxBody   int64
 	log       *slog.Logger
 	tokens    [][sha256.Size]byte
+	tracer    trace.TracerProvider
 }
 
 // New returns the API as configured.
@@ -151,6 +161,7 @@ func New(cfg Config) (http.Handler, error) {
 	h := &handler{
 		store: cfg.Store, transport: cfg.Transport, coord: cfg.Coordinator, sched: cfg.Scheduler,
 		pub: cfg.Publisher, hub: cfg.Hub, ready: cfg.Ready, maxBody: cfg.MaxBody, log: cfg.Logger,
+		tracer: cfg.TracerProvider,
 	}
 	if h.maxBody == 0 {
 		h.maxBody = DefaultMaxBody
@@ -228,7 +239,14 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, baton.Errorf(baton.NotFound, r.Method+" "+r.URL.Path, "no such endpoint (see docs/api.md)"))
 	})
-	return h.logRequests(h.authenticate(mux))
+	next := h.logRequests(h.authenticate(mux))
+	if h.tracer == nil {
+		return next
+	}
+	// Outermost, so that the access log's line carries the span's ids.
+	return otelhttp.NewHandler(next, "baton api", otelhttp.WithTracerProvider(h.tracer),
+		otelhttp.WithPropagators(propagation.TraceContext{}),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
 }
 
 func (h *handler) needCoord(fn http.HandlerFunc) http.HandlerFunc {

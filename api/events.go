@@ -13,6 +13,7 @@ import (
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Published is the body of POST /v1/events: the event's id (the one given,
@@ -71,10 +72,15 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, Published{ID: e.ID, CorrelationID: e.CorrelationID, Status: "accepted"})
 }
 
-// traceContext is the request's context with the W3C trace context its
-// headers carry (traceparent, tracestate), if any: what the request
-// publishes or starts joins the caller's trace.
+// traceContext is the request's context: with tracing on it carries the
+// request's server span, itself the child of the caller's context; without,
+// the W3C trace context the headers carry (traceparent, tracestate), if
+// any. Either way, what the request publishes or starts joins the caller's
+// trace.
 func traceContext(r *http.Request) context.Context {
+	if trace.SpanContextFromContext(r.Context()).IsValid() {
+		return r.Context()
+	}
 	return propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 }
 

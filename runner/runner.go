@@ -201,7 +201,7 @@ func registerer(reg *prometheus.Registry) prometheus.Registerer {
 // server is the HTTP server of Config.Addr: the API, with /stats beside it.
 func (r *Runner) server() (*http.Server, error) {
 	apiCfg := api.Config{Store: r.cfg.Store, Transport: r.cfg.Transport, Publisher: r.rt, Tokens: r.cfg.Tokens,
-		Logger: r.cfg.Logger, Ready: r.isReady}
+		Logger: r.cfg.Logger, Ready: r.isReady, TracerProvider: r.cfg.TracerProvider}
 	if r.co != nil {
 		apiCfg.Coordinator, apiCfg.Scheduler = r.co, r.sched
 	}

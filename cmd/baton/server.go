@@ -292,7 +292,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 
 	var ready atomic.Bool
 	apiCfg := api.Config{Store: st, Transport: tp, Coordinator: rn.Coordinator(), Scheduler: rn.Scheduler(), Publisher: rn, Hub: hub,
-		Tokens: cfg.tokens, Logger: log,
+		Tokens: cfg.tokens, Logger: log, TracerProvider: tracer,
 		Ready: func(context.Context) error {
 			if !ready.Load() {
 				return errors.New("the coordinator is starting or stopping")
