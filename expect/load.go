@@ -1,7 +1,6 @@
 package expect
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +9,9 @@ import (
 	"time"
 
 	// As flow.Load does: YAML is turned into JSON and decoded strictly.
-	"sigs.k8s.io/yaml"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/yamldoc"
 )
 
 // doc is an expectation as written in YAML or JSON.
@@ -60,38 +59,9 @@ func LoadFile(path string) ([]Expectation, error) {
 }
 
 func load(b []byte) ([]Expectation, error) {
-	data := bytes.TrimSpace(b)
-	if !json.Valid(data) {
-		var err error
-		if data, err = yaml.YAMLToJSONStrict(b); err != nil {
-			return nil, fmt.Errorf("not valid YAML or JSON: %w", err)
-		}
-	}
-	var items []json.RawMessage
-	switch {
-	case len(data) == 0 || string(data) == "null":
-		return nil, errors.New("the document is empty")
-	case data[0] == '[':
-		if err := json.Unmarshal(data, &items); err != nil {
-			return nil, err
-		}
-	case data[0] == '{':
-		var list struct {
-			Expectations *[]json.RawMessage `json:"expectations"`
-		}
-		if json.Unmarshal(data, &list) != nil || list.Expectations == nil {
-			items = []json.RawMessage{data}
-			break
-		}
-		if err := strict(data, &list); err != nil {
-			return nil, fmt.Errorf("a list of expectations: %w", err)
-		}
-		items = *list.Expectations
-	default:
-		return nil, errors.New("want an expectation, a list of them, or an object with a list \"expectations\"")
-	}
-	if len(items) == 0 {
-		return nil, errors.New("the document holds no expectations")
+	items, err := yamldoc.Items(b, "an expectation", "expectations")
+	if err != nil {
+		return nil, err
 	}
 	xs := make([]Expectation, len(items))
 	seen := map[string]int{}
@@ -123,7 +93,7 @@ func decode(item json.RawMessage) (Expectation, error) {
 	if len(item) == 0 || item[0] != '{' {
 		return Expectation{}, errors.New("want an object with name, after, want and within")
 	}
-	if err := strict(item, &d); err != nil {
+	if err := yamldoc.DecodeStrict(item, &d); err != nil {
 		json.Unmarshal(item, &d)
 		return Expectation{Name: d.Name}, err
 	}
@@ -162,10 +132,4 @@ func types(raw json.RawMessage) ([]string, error) {
 		return nil, errors.New("want an event type or a list of event types")
 	}
 	return list, nil
-}
-
-func strict(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	return d.Decode(v)
 }

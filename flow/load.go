@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,13 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	// sigs.k8s.io/yaml turns YAML into JSON, so that definitions decode
-	// through the same json tags and Duration.UnmarshalJSON as in Go. It is
-	// maintained by the Kubernetes SIG API Machinery and is what kubectl
-	// and most of the Kubernetes ecosystem read YAML with.
-	"sigs.k8s.io/yaml"
-
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/yamldoc"
 )
 
 // Load reads flow definitions written in YAML or JSON (JSON is YAML): a
@@ -53,40 +47,9 @@ func LoadFile(path string) ([]Flow, error) {
 }
 
 func loadFlows(b []byte) ([]Flow, error) {
-	doc := bytes.TrimSpace(b)
-	if !json.Valid(doc) { // JSON is read as it is: YAML does not allow its tabs everywhere
-		var err error
-		// Strict: YAML forbids duplicate keys, and a repeated key is a
-		// mistake more often than not.
-		if doc, err = yaml.YAMLToJSONStrict(b); err != nil {
-			return nil, fmt.Errorf("not valid YAML or JSON: %w", err)
-		}
-	}
-	var items []json.RawMessage
-	switch {
-	case len(doc) == 0 || string(doc) == "null":
-		return nil, errors.New("the document is empty")
-	case doc[0] == '[':
-		if err := json.Unmarshal(doc, &items); err != nil {
-			return nil, err
-		}
-	case doc[0] == '{':
-		if _, ok := Lookup(doc, "flows"); !ok {
-			items = []json.RawMessage{doc}
-			break
-		}
-		var list struct {
-			Flows []json.RawMessage `json:"flows"`
-		}
-		if err := decodeStrict(doc, &list); err != nil {
-			return nil, fmt.Errorf("a list of flows: %w", err)
-		}
-		items = list.Flows
-	default:
-		return nil, errors.New("want a flow, a list of flows, or an object with a list \"flows\"")
-	}
-	if len(items) == 0 {
-		return nil, errors.New("the document holds no flows")
+	items, err := yamldoc.Items(b, "a flow", "flows")
+	if err != nil {
+		return nil, err
 	}
 
 	flows := make([]Flow, len(items))
@@ -110,7 +73,7 @@ func loadFlows(b []byte) ([]Flow, error) {
 		if err := checkFields(tree, reflect.TypeFor[Flow](), ""); err != nil {
 			return nil, fmt.Errorf("%s: %w", which, err)
 		}
-		if err := decodeStrict(item, f); err != nil {
+		if err := yamldoc.DecodeStrict(item, f); err != nil {
 			return nil, fmt.Errorf("%s: %w", which, err)
 		}
 		if err := f.Validate(); err != nil {
@@ -123,12 +86,6 @@ func loadFlows(b []byte) ([]Flow, error) {
 		seen[key] = i
 	}
 	return flows, nil
-}
-
-func decodeStrict(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	return d.Decode(v)
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
