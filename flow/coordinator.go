@@ -709,7 +709,7 @@ func (c *Coordinator) callHTTP(runID string, call pendingCall) {
 	ctx := context.Background()
 	spanCtx, span := c.tracer.call(runID, call)
 	callCtx, cancel := context.WithTimeout(spanCtx, call.timeout)
-	result, vars, err := c.http.Call(callCtx, runID, call.call, call.data)
+	result, vars, err := c.http.Call(callCtx, runID, call.call, call.hosts, call.data)
 	cancel()
 	if span != nil {
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -76,13 +77,22 @@ func Lookup(data json.RawMessage, path string) (json.RawMessage, bool) {
 // without templates, and an unclosed "{{", come back unchanged.
 //
 // Values are inserted as they are, not escaped for their surroundings: a
-// string put inside a JSON string or a URL must not need escaping there.
+// string put inside a JSON string must not need escaping there. URLs are
+// rendered by RenderURL, which escapes.
 func Render(tmpl string, data json.RawMessage) (string, error) {
+	return render(tmpl, data, nil)
+}
+
+// render is Render; when place is set, each value goes through it before it
+// is written: place gets the value's path, the value as Render would write
+// it, the template text since the previous value, and the template text
+// after this value.
+func render(tmpl string, data json.RawMessage, place func(path, value, before, after string) (string, error)) (string, error) {
 	open := strings.Index(tmpl, "{{")
 	if open < 0 {
 		return tmpl, nil
 	}
-	var out strings.Builder
+	var out, val strings.Builder
 	out.Grow(len(tmpl) + 32)
 	for open >= 0 {
 		closing := strings.Index(tmpl[open+2:], "}}")
@@ -94,15 +104,109 @@ func Render(tmpl string, data json.RawMessage) (string, error) {
 		if !ok {
 			return "", baton.Errorf(baton.Invalid, "render", "{{%s}}: the run data has no %q", path, path)
 		}
-		out.WriteString(tmpl[:open])
-		if err := writeValue(&out, v); err != nil {
+		before, after := tmpl[:open], tmpl[open+2+closing+2:]
+		out.WriteString(before)
+		w := &out
+		if place != nil {
+			val.Reset()
+			w = &val
+		}
+		if err := writeValue(w, v); err != nil {
 			return "", baton.Errorf(baton.Invalid, "render", "{{%s}}: %w", path, err)
 		}
-		tmpl = tmpl[open+2+closing+2:]
+		if place != nil {
+			s, err := place(path, val.String(), before, after)
+			if err != nil {
+				return "", baton.Errorf(baton.Invalid, "render", "{{%s}}: %w", path, err)
+			}
+			out.WriteString(s)
+		}
+		tmpl = after
 		open = strings.Index(tmpl, "{{")
 	}
 	out.WriteString(tmpl)
 	return out.String(), nil
+}
+
+// RenderURL renders a URL template as Render does, escaping each value for
+// the part of the URL the template puts it in, so that no value changes the
+// URL's structure:
+//
+//   - in the path, a value is one path segment or part of one
+//     (url.PathEscape: a "/" becomes %2F);
+//   - in the query or the fragment, a value is query-escaped
+//     (url.QueryEscape: "&" and "=" become %26 and %3D);
+//   - a value that begins the template ("{{input.url}}",
+//     "{{vars.base}}/orders") is a URL or its beginning and is inserted as it
+//     is, but may hold no "?" or "#" when the template goes on after it;
+//   - a value in the host ("https://{{input.region}}.example.com/") may hold
+//     no "/", "?", "#", "@" or "\".
+//
+// The part is decided by the template's own text, never by a value. A
+// rendered URL whose path has a "." or ".." segment (written so, or
+// percent-encoded) is refused, whichever part of the template made it.
+func RenderURL(tmpl string, data json.RawMessage) (string, error) {
+	part := urlOrigin
+	authority := false // the template's text has passed the "//" of "scheme://"
+	s, err := render(tmpl, data, func(path, v, before, after string) (string, error) {
+		part, authority = urlPartAfter(part, authority, before)
+		switch part {
+		case urlPath:
+			return url.PathEscape(v), nil
+		case urlQuery:
+			return url.QueryEscape(v), nil
+		}
+		if authority {
+			if strings.ContainsAny(v, "/?#@\\") {
+				return "", fmt.Errorf("the value %q in the URL's host has one of / ? # @ \\: refused", v)
+			}
+			return v, nil
+		}
+		if after != "" && strings.ContainsAny(v, "?#") {
+			return "", fmt.Errorf("the value %q begins the URL and has a ? or #, which would make the rest of the template part of the query: refused", v)
+		}
+		return v, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if u, perr := url.Parse(s); perr == nil {
+		for seg := range strings.SplitSeq(u.EscapedPath(), "/") {
+			if seg, _ = url.PathUnescape(seg); seg == "." || seg == ".." {
+				return "", baton.Errorf(baton.Invalid, "render", "url %s: the path has a %q segment, which would climb the path: refused", u.Redacted(), seg)
+			}
+		}
+	}
+	return s, nil
+}
+
+// The parts of a URL a template value can be in.
+const (
+	urlOrigin = iota // the scheme and the host, or a value that begins the URL
+	urlPath
+	urlQuery // the query or the fragment
+)
+
+// urlPartAfter is the part of the URL at the end of text, which follows
+// part; authority says whether the text so far has passed "scheme://".
+func urlPartAfter(part int, authority bool, text string) (int, bool) {
+	for i := 0; i < len(text) && part != urlQuery; i++ {
+		switch text[i] {
+		case '?', '#':
+			part = urlQuery
+		case '/':
+			if part != urlOrigin {
+				continue
+			}
+			if !authority && i > 0 && text[i-1] == ':' && strings.HasPrefix(text[i:], "//") {
+				authority = true
+				i++
+				continue
+			}
+			part = urlPath
+		}
+	}
+	return part, authority
 }
 
 func writeValue(out *strings.Builder, v json.RawMessage) error {

@@ -3,6 +3,7 @@ package flow
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,7 +18,11 @@ type Flow struct {
 	Version int    `json:"version"`
 	// InputSchema is a JSON Schema the input of a run must satisfy.
 	InputSchema json.RawMessage `json:"input_schema,omitempty"`
-	Steps       []Step          `json:"steps"`
+	// Hosts, when set, are the only hosts the flow's HTTP steps may call:
+	// "api.example.com" (any port) or "127.0.0.1:8080" (that port). A call
+	// to another host fails the step, naming the host and the list.
+	Hosts []string `json:"hosts,omitempty"`
+	Steps []Step   `json:"steps"`
 	// OnFailure runs after a failed run's compensations, for instance to
 	// tell the customer. Its own failure is recorded but changes nothing.
 	OnFailure []Step `json:"on_failure,omitempty"`
@@ -173,6 +178,11 @@ func (f *Flow) Validate() error {
 	if len(f.Steps) == 0 {
 		return invalidf("flow %s v%d has no steps", f.Name, f.Version)
 	}
+	for _, h := range f.Hosts {
+		if err := validHost(h); err != nil {
+			return invalidf("flow %s v%d: hosts: %q: %v", f.Name, f.Version, h, err)
+		}
+	}
 	names := map[string]bool{}
 	if err := validateSteps(f.Steps, "", names); err != nil {
 		return fmt.Errorf("flow %s v%d: %w", f.Name, f.Version, err)
@@ -249,6 +259,15 @@ func validateSteps(steps []Step, prefix string, names map[string]bool) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// validHost says what is wrong with an entry of Flow.Hosts.
+func validHost(h string) error {
+	u, err := url.Parse("http://" + h)
+	if err != nil || h == "" || u.Host != h || u.User != nil || u.Hostname() == "" {
+		return fmt.Errorf("want a host name or address, with a port or without (api.example.com, 127.0.0.1:8080), and no scheme or path")
 	}
 	return nil
 }

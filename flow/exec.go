@@ -49,6 +49,7 @@ type pendingCall struct {
 	path    string
 	attempt int
 	call    HTTPCall
+	hosts   []string // the flow's Hosts
 	data    json.RawMessage
 	timeout time.Duration
 	// the run's trace context, which the call's span joins
@@ -361,7 +362,7 @@ func (x *exec) attempt(s *Step, path string, st *store.StepState) {
 	}
 	st.Due, st.Backoff = x.now.Add(timeout), false
 	if s.HTTP != nil {
-		x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, data: x.run.Data, timeout: timeout,
+		x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, hosts: x.f.Hosts, data: x.run.Data, timeout: timeout,
 			traceParent: x.run.TraceParent, traceState: x.run.TraceState})
 		return
 	}
@@ -663,7 +664,7 @@ func (x *exec) resume() {
 			if timeout <= 0 {
 				timeout = defaultTimeout
 			}
-			x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, data: x.run.Data, timeout: timeout,
+			x.calls = append(x.calls, pendingCall{path: path, attempt: st.Attempts, call: *s.HTTP, hosts: x.f.Hosts, data: x.run.Data, timeout: timeout,
 				traceParent: x.run.TraceParent, traceState: x.run.TraceState})
 		}
 	}

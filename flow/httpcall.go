@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -21,9 +22,13 @@ import (
 
 // HTTPConfig configures HTTP steps; the zero value means the defaults.
 type HTTPConfig struct {
-	MaxConcurrent int               // calls in flight at once, across all runs (default 16)
-	Timeout       time.Duration     // per call, from the request to the end of the body (default 10s)
-	Transport     http.RoundTripper // default http.DefaultTransport
+	MaxConcurrent int // calls in flight at once, across all runs (default 16)
+	// MaxWaiting is how many calls may wait for one of the MaxConcurrent
+	// slots (default 1024). A call beyond it fails at once with a retryable
+	// error, and its step retries by its retry policy.
+	MaxWaiting int
+	Timeout    time.Duration     // per call, from the request to the end of the body (default 10s)
+	Transport  http.RoundTripper // default http.DefaultTransport
 }
 
 // maxResponseBody is the largest response body an HTTP step takes.
@@ -32,8 +37,9 @@ const maxResponseBody = 1 << 20
 // HTTPClient performs the HTTP steps of flows. Each (run, session) has its
 // own cookie jar and headers. It is safe for concurrent use.
 type HTTPClient struct {
-	cfg HTTPConfig
-	sem chan struct{}
+	cfg  HTTPConfig
+	sem  chan struct{}
+	wait chan struct{} // a call holds it while it waits for sem or holds sem
 
 	mu   sync.Mutex
 	runs map[string]map[string]*httpSession // run id -> session name -> session
@@ -53,21 +59,30 @@ func NewHTTPClient(cfg HTTPConfig) *HTTPClient {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 16
 	}
+	if cfg.MaxWaiting <= 0 {
+		cfg.MaxWaiting = 1024
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
 	}
-	return &HTTPClient{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), runs: map[string]map[string]*httpSession{}}
+	return &HTTPClient{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), wait: make(chan struct{}, cfg.MaxConcurrent+cfg.MaxWaiting),
+		runs: map[string]map[string]*httpSession{}}
 }
 
-// Call performs an HTTP step of run runID. It renders the call's URL,
-// headers, session name and body against the run data (see Render), and
-// sends the request with the session's cookies and headers: the headers a
-// call sets stay in its session for the session's later calls, which may
-// override them. A body that is JSON is sent as application/json unless the
-// call sets a Content-Type.
+// Call performs an HTTP step of run runID. It renders the call's URL (see
+// RenderURL, which escapes the values), headers, session name and body (see
+// Render) against the run data, and sends the request with the session's
+// cookies and headers: the headers a call sets stay in its session for the
+// session's later calls, which may override them. A body that is JSON is
+// sent as application/json unless the call sets a Content-Type.
+//
+// hosts, when not empty, are the only hosts the call may go to (see
+// Flow.Hosts). Redirects are followed only within the origin (scheme, host
+// and port) of the request: a redirect to another origin would take the
+// session's headers and cookies there, and fails the call.
 //
 // The result is the document {"status": 200, "headers": {"Content-Type":
 // ...}, "body": ...}: the body as JSON when it parses as JSON, else as a
@@ -76,16 +91,18 @@ func NewHTTPClient(cfg HTTPConfig) *HTTPClient {
 //
 // A transport error, a timeout, and a 5xx or 429 status are plain errors,
 // worth retrying (with baton.RetryAfter when the server sent Retry-After). A
-// template that does not render, a bad URL, any other status of 400 or more,
-// a body over 1 MiB, and a Map path the response lacks are baton.Permanent.
+// template that does not render, a bad URL, a host not in hosts, a redirect
+// to another origin, any other status of 400 or more, a body over 1 MiB,
+// and a Map path the response lacks are baton.Permanent. A call that finds
+// MaxWaiting calls already waiting for a slot fails at once, retryably.
 // Whenever a response came, result is returned with the error. Call does
 // not retry: the engine does, durably, with the step's policy.
-func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, data json.RawMessage) (result json.RawMessage, vars map[string]json.RawMessage, err error) {
+func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, hosts []string, data json.RawMessage) (result json.RawMessage, vars map[string]json.RawMessage, err error) {
 	method := strings.ToUpper(call.Method)
 	if method == "" {
 		method = http.MethodGet
 	}
-	rawURL, err := Render(call.URL, data)
+	rawURL, err := RenderURL(call.URL, data)
 	if err != nil {
 		return nil, nil, baton.Permanent(fmt.Errorf("http %s %s: url: %w", method, call.URL, err))
 	}
@@ -96,6 +113,10 @@ func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, data
 	target := u.Redacted()
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("http %s %s: "+format, append([]any{method, target}, args...)...)
+	}
+	if len(hosts) > 0 && !hostAllowed(hosts, u) {
+		return nil, nil, baton.Permanent(baton.Errorf(baton.Invalid, fmt.Sprintf("http %s %s", method, target),
+			"the host %s is not in the flow's hosts [%s]: add it there, or correct the URL", u.Host, strings.Join(hosts, ", ")))
 	}
 	name, err := Render(call.Session, data)
 	if err != nil {
@@ -131,6 +152,12 @@ func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, data
 	}
 
 	select {
+	case c.wait <- struct{}{}:
+	default:
+		return nil, nil, fail("%d calls are already waiting for one of the %d connection slots (flow.HTTPConfig MaxWaiting and MaxConcurrent): retry later", c.cfg.MaxWaiting, c.cfg.MaxConcurrent)
+	}
+	defer func() { <-c.wait }()
+	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, nil, fail("waiting for a free connection slot: %w", ctx.Err())
@@ -148,10 +175,15 @@ func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, data
 		return nil, nil, baton.Permanent(fail("%w", err))
 	}
 	req.Header = header
-	client := &http.Client{Transport: c.cfg.Transport, Jar: sess.jar}
+	client := &http.Client{Transport: c.cfg.Transport, Jar: sess.jar, CheckRedirect: sameOrigin}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, nil, fail("%w", c.cause(ctx, err))
+		err = c.cause(ctx, err)
+		var cross *crossOriginError
+		if errors.As(err, &cross) {
+			return nil, nil, baton.Permanent(fail("%w", err))
+		}
+		return nil, nil, fail("%w", err)
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
@@ -192,6 +224,48 @@ func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, data
 		return result, nil, baton.Permanent(fail("status %d: the response has no value for %s", resp.StatusCode, strings.Join(missing, ", ")))
 	}
 	return result, vars, nil
+}
+
+// crossOriginError is a redirect sameOrigin refused.
+type crossOriginError struct{ from, to *url.URL }
+
+func (e *crossOriginError) Error() string {
+	return fmt.Sprintf("redirected to another origin, %s: not followed, since the session's headers and cookies would go there; call that URL in a step of its own", e.to.Redacted())
+}
+
+// sameOrigin follows redirects within the origin of the first request (as
+// http.Client does, up to 10) and refuses any other.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	first := via[0].URL
+	if !strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(hostPort(req.URL), hostPort(first)) {
+		return &crossOriginError{from: first, to: req.URL}
+	}
+	return nil
+}
+
+// hostPort is u's host with its port, the scheme's default when u has none.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// hostAllowed reports whether u's host is one of hosts: an entry with a
+// port ("127.0.0.1:8080") matches that host and port, one without
+// ("api.example.com") the host on any port. Host names compare without
+// regard to case.
+func hostAllowed(hosts []string, u *url.URL) bool {
+	for _, h := range hosts {
+		if strings.EqualFold(h, u.Hostname()) || strings.EqualFold(h, hostPort(u)) || strings.EqualFold(h, u.Host) {
+			return true
+		}
+	}
+	return false
 }
 
 // cause unwraps the *url.Error of a failed request (it repeats the method

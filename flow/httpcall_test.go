@@ -42,7 +42,7 @@ func TestHTTPGetMapsJSONIntoVars(t *testing.T) {
 			"code":        "status",
 			"station":     "headers.X-Station",
 		},
-	}, callData)
+	}, nil, callData)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestHTTPPostRendersBodyAndHeaders(t *testing.T) {
 		Headers: map[string]string{"Authorization": "Bearer {{ vars.token }}", "X-Order": "{{input.order_id}}"},
 		Body:    `{"order": "{{input.order_id}}", "amount": {{input.amount}}, "city": "{{input.city}}"}`,
 		Map:     map[string]string{"answer": "body"},
-	}, callData)
+	}, nil, callData)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func sessionMe(t *testing.T, c *HTTPClient, srv *httptest.Server, run, session s
 	_, vars, err := c.Call(context.Background(), run, HTTPCall{
 		URL: srv.URL + "/me", Session: session, Headers: headers,
 		Map: map[string]string{"sid": "body.sid", "token": "body.token"},
-	}, callData)
+	}, nil, callData)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func sessionMe(t *testing.T, c *HTTPClient, srv *httptest.Server, run, session s
 
 func sessionLogin(t *testing.T, c *HTTPClient, srv *httptest.Server, run, session string) {
 	t.Helper()
-	if _, _, err := c.Call(context.Background(), run, HTTPCall{Method: "POST", URL: srv.URL + "/login", Session: session}, callData); err != nil {
+	if _, _, err := c.Call(context.Background(), run, HTTPCall{Method: "POST", URL: srv.URL + "/login", Session: session}, nil, callData); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -301,7 +301,7 @@ func TestHTTPErrors(t *testing.T) {
 	c := NewHTTPClient(HTTPConfig{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, vars, err := c.Call(context.Background(), "run-1", tt.call, callData)
+			_, vars, err := c.Call(context.Background(), "run-1", tt.call, nil, callData)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -331,7 +331,7 @@ func TestHTTPErrorKeepsTheResponse(t *testing.T) {
 		io.WriteString(w, `{"error": "already shipped"}`)
 	}))
 	defer srv.Close()
-	result, _, err := NewHTTPClient(HTTPConfig{}).Call(context.Background(), "run-1", HTTPCall{URL: srv.URL}, callData)
+	result, _, err := NewHTTPClient(HTTPConfig{}).Call(context.Background(), "run-1", HTTPCall{URL: srv.URL}, nil, callData)
 	if !baton.IsPermanent(err) {
 		t.Fatalf("409: %v, want a permanent error", err)
 	}
@@ -350,7 +350,7 @@ func TestHTTPTimeoutIsRetryable(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := NewHTTPClient(HTTPConfig{Timeout: 50 * time.Millisecond})
-	_, _, err := c.Call(context.Background(), "run-1", HTTPCall{URL: srv.URL + "/slow"}, callData)
+	_, _, err := c.Call(context.Background(), "run-1", HTTPCall{URL: srv.URL + "/slow"}, nil, callData)
 	if err == nil || baton.IsPermanent(err) {
 		t.Fatalf("a timeout gave %v, want a retryable error", err)
 	}
@@ -392,7 +392,7 @@ func TestHTTPConcurrencyBound(t *testing.T) {
 	errs := make(chan error, calls)
 	for i := range calls {
 		wg.Go(func() {
-			_, _, err := c.Call(context.Background(), fmt.Sprintf("run-%d", i%5), HTTPCall{URL: srv.URL}, callData)
+			_, _, err := c.Call(context.Background(), fmt.Sprintf("run-%d", i%5), HTTPCall{URL: srv.URL}, nil, callData)
 			errs <- err
 		})
 	}
@@ -421,7 +421,7 @@ func TestHTTPWaitingForASlotRespectsContext(t *testing.T) {
 	c := NewHTTPClient(HTTPConfig{MaxConcurrent: 1})
 	busy := make(chan error)
 	go func() {
-		_, _, err := c.Call(context.Background(), "run-1", HTTPCall{URL: srv.URL}, callData)
+		_, _, err := c.Call(context.Background(), "run-1", HTTPCall{URL: srv.URL}, nil, callData)
 		busy <- err
 	}()
 	for len(c.sem) == 0 { // wait until the first call holds the slot
@@ -429,7 +429,7 @@ func TestHTTPWaitingForASlotRespectsContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := c.Call(ctx, "run-2", HTTPCall{URL: srv.URL}, callData)
+	_, _, err := c.Call(ctx, "run-2", HTTPCall{URL: srv.URL}, nil, callData)
 	if !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "canceled") || baton.IsPermanent(err) {
 		t.Errorf("a cancelled wait gave %v, want a retryable error saying so", err)
 	}
