@@ -3,6 +3,7 @@ package flow
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -265,6 +266,9 @@ func validateSteps(steps []Step, prefix string, names map[string]bool) error {
 
 // validHost says what is wrong with an entry of Flow.Hosts.
 func validHost(h string) error {
+	if net.ParseIP(h) != nil { // an IPv6 address without brackets
+		return nil
+	}
 	u, err := url.Parse("http://" + h)
 	if err != nil || h == "" || u.Host != h || u.User != nil || u.Hostname() == "" {
 		return fmt.Errorf("want a host name or address, with a port or without (api.example.com, 127.0.0.1:8080), and no scheme or path")
