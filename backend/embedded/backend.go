@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,13 @@ type Backend struct {
 
 	retryWake chan struct{}
 	now       func() time.Time
+
+	// failure is set, once, when a write or an fsync of the data directory
+	// failed (see fail); stopped is closed then or by Close.
+	failure  atomic.Pointer[baton.Error]
+	failOnce sync.Once
+	stopped  chan struct{}
+	stop     sync.Once
 }
 
 var (
@@ -115,8 +123,25 @@ func unavailable(op string, err error) error {
 	return &baton.Error{Code: baton.Unavailable, Op: "embedded " + op, Err: err}
 }
 
-// Open opens (or creates) the data directory and starts the backend.
+// Open opens (or creates) the data directory and starts the backend. The
+// directory is created 0700 and the files in it 0600: they hold every
+// payload.
+//
+// A failed write or fsync of the data directory stops the backend for
+// good, as PostgreSQL stops on a failed fsync: after it the disk may not
+// hold what was acknowledged as written, and retrying the fsync would only
+// hide that. Every later call fails with the reason, Stopped is closed and
+// Err says why; the owner should close the backend and exit, and the next
+// Open replays pebble's log.
 func Open(cfg Config) (*Backend, error) {
+	if cfg.Memory {
+		return openOn(cfg, vfs.NewMem())
+	}
+	return openOn(cfg, privateFS{vfs.Default})
+}
+
+// openOn is Open on the filesystem fs.
+func openOn(cfg Config, fs vfs.FS) (*Backend, error) {
 	if cfg.Dir == "" && !cfg.Memory {
 		return nil, baton.Errorf(baton.Invalid, "embedded open", "no data directory given")
 	}
@@ -151,9 +176,10 @@ func Open(cfg Config) (*Backend, error) {
 	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
 	opts.Cache = cache
+	opts.FS = fs
 	dir := cfg.Dir
 	if cfg.Memory {
-		opts.FS, dir = vfs.NewMem(), ""
+		dir = ""
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -175,6 +201,13 @@ func Open(cfg Config) (*Backend, error) {
 		retryWake: make(chan struct{}, 1),
 		revs:      make(map[string]revision),
 		now:       time.Now,
+		stopped:   make(chan struct{}),
+	}
+	if !cfg.Memory {
+		if fi, err := os.Stat(cfg.Dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			cfg.Logger.Warn("embedded: the data directory can be read by other users; make it private with chmod 700",
+				"dir", cfg.Dir, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+		}
 	}
 	last, err := b.load()
 	if err != nil {
@@ -241,12 +274,50 @@ func (b *Backend) Close() error {
 		b.readsClosed = true
 		b.reading.Unlock()
 		err = b.db.Close()
+		b.stop.Do(func() { close(b.stopped) })
 	})
 	return err
 }
 
+// Stopped is closed when the backend stops: when Close has closed it, or
+// when a write or an fsync of the data directory failed (Err says so).
+func (b *Backend) Stopped() <-chan struct{} { return b.stopped }
+
+// Err is why the backend stopped by itself: nil unless a write or an fsync
+// of the data directory failed.
+func (b *Backend) Err() error {
+	if f := b.failure.Load(); f != nil {
+		return f
+	}
+	return nil
+}
+
+// fail stops the backend for good after a write or an fsync failed: what
+// it acknowledges from now on could be lost, so it acknowledges nothing.
+func (b *Backend) fail(cause error) *baton.Error {
+	b.failOnce.Do(func() {
+		where := b.cfg.Dir
+		if b.cfg.Memory {
+			where = "(in memory)"
+		}
+		b.failure.Store(&baton.Error{Code: baton.Internal, Op: "embedded", Err: fmt.Errorf(
+			"writing to the data directory %s failed, so it may not hold what was written: %w; the backend has stopped: check the disk, then start again (the log is replayed)", where, cause)})
+		b.cfg.Logger.Error("embedded: a write or fsync of the data directory failed; stopping, since what was acknowledged may not be on disk", "dir", where, "err", cause)
+		b.mu.RLock()
+		for _, g := range b.groups {
+			g.shutdown()
+		}
+		b.mu.RUnlock()
+		b.stop.Do(func() { close(b.stopped) })
+	})
+	return b.failure.Load()
+}
+
 // reader guards a read against Close: call done when the read is over.
 func (b *Backend) reader() (done func(), err error) {
+	if f := b.failure.Load(); f != nil {
+		return nil, f
+	}
 	b.reading.RLock()
 	if b.readsClosed {
 		b.reading.RUnlock()

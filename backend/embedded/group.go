@@ -162,6 +162,9 @@ func (s *subscription) Receive(ctx context.Context) (bus.Delivery, error) {
 		if s.closed || g.shut {
 			g.mu.Unlock()
 			g.signal() // pass the token on to consumers still open
+			if f := g.b.failure.Load(); f != nil {
+				return bus.Delivery{}, f
+			}
 			return bus.Delivery{}, errSubClosed
 		}
 		if g.head == len(g.ready) && g.behind {

@@ -155,6 +155,9 @@ var syncOpts = &pebble.WriteOptions{Sync: true}
 
 // write hands fn to the writer and waits until its round is durable.
 func (b *Backend) write(fn func(*round) error) error {
+	if f := b.failure.Load(); f != nil {
+		return f
+	}
 	b.writing.RLock()
 	if b.writesClosed {
 		b.writing.RUnlock()
@@ -175,6 +178,10 @@ func (b *Backend) runWriter(last uint64) {
 		first, open := <-b.requests
 		if !open {
 			return
+		}
+		if f := b.failure.Load(); f != nil {
+			first.done <- f
+			continue
 		}
 		reqs = append(reqs[:0], first)
 	gather:
@@ -213,7 +220,9 @@ func (b *Backend) runWriter(last uint64) {
 			a.err = r.batch.Set(metaKey, appendU64(nil, r.last), nil)
 		}
 		if a.err == nil {
-			a.err = b.db.ApplyNoSyncWait(r.batch, syncOpts)
+			if err := b.db.ApplyNoSyncWait(r.batch, syncOpts); err != nil {
+				a.err = b.fail(err)
+			}
 		}
 		if a.err != nil {
 			clear(b.revs) // some were set by writes that were not made
@@ -235,8 +244,13 @@ func (b *Backend) runSyncer() {
 	for a := range b.toSync {
 		err := a.err
 		if a.batch != nil {
-			err = a.batch.SyncWait()
+			if err = a.batch.SyncWait(); err != nil {
+				err = b.fail(err)
+			}
 			a.batch.Close()
+		}
+		if f := b.failure.Load(); err == nil && f != nil {
+			err = f // a round written before an earlier one's fsync failed
 		}
 		if err == nil {
 			b.horizon.Store(a.last)
@@ -245,7 +259,7 @@ func (b *Backend) runSyncer() {
 					req.hook()
 				}
 			}
-		} else {
+		} else if f := b.failure.Load(); f == nil || err != error(f) {
 			err = unavailable("write", err)
 		}
 		for _, req := range a.reqs {
