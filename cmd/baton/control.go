@@ -41,13 +41,8 @@ func serveControlHandler(dir string, h http.Handler) (*control, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
-		return nil, err
-	}
-	// The API can drop dead letters: only this user may connect.
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return nil, err
 	}
 	base, cancel := context.WithCancel(context.Background())
@@ -66,6 +61,36 @@ func serveControlHandler(dir string, h http.Handler) (*control, error) {
 		_ = c.srv.Serve(ln) // returns when closed
 	}()
 	return c, nil
+}
+
+// listenPrivate listens on the unix socket path, which only this user may
+// connect to: the API can drop dead letters. The socket is made in a new
+// 0700 directory beside path, made 0600 there, and then renamed to path,
+// so it is never reachable with another mode, whatever the umask and the
+// mode of path's directory. (Setting the umask around Listen would be
+// process-wide, and chmod after Listen leaves a moment when others may
+// connect.)
+func listenPrivate(path string) (net.Listener, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".control-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	made := filepath.Join(tmp, filepath.Base(path))
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: made, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false) // close removes the socket by its final name
+	if err := os.Chmod(made, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Rename(made, path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 // close ends long polls, waits for requests in flight until ctx ends, and

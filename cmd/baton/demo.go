@@ -149,7 +149,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 	if dir != "" {
 		// The embedded backend makes its directory; on a broker it holds
 		// only the ledger.
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("--data %s: %w", dir, err)
 		}
 	} else {

@@ -246,7 +246,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	}
 	log := e.log
 
-	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return err
 	}
 	tracer, stopTracing, err := startTracing(ctx, e)

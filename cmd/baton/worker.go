@@ -131,7 +131,7 @@ flight (the others are redelivered), and closes the backends.`,
 // worker runs cfg.services until ctx ends.
 func worker(ctx context.Context, e *env, cfg workerConfig) error {
 	if cfg.data != "" {
-		if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+		if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 			return err
 		}
 	}

@@ -75,7 +75,7 @@ func NewLedger(path string) (*Ledger, error) {
 	if path == "" {
 		return l, nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, baton.Errorf(baton.Unavailable, "open ledger", "%w", err)
 	}
