@@ -25,7 +25,9 @@ type headerCase struct {
 // hops, UTF-8 bytes for a string), and anything else is refused with a
 // reason that names the header, the attribute and the type received.
 var headerCases = []headerCase{
-	{"timestamp-time", func(h amqp.Table) { h["cloudEvents_time"] = time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("", 3600)) }, "",
+	{"timestamp-time", func(h amqp.Table) {
+		h["cloudEvents_time"] = time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("", 3600))
+	}, "",
 		func(e baton.Event) bool { return e.Time.Equal(time.Date(2030, 1, 2, 2, 4, 5, 0, time.UTC)) }},
 	{"integer-hops", func(h amqp.Table) { h["cloudEvents_hops"] = int32(3) }, "", func(e baton.Event) bool { return e.Hops == 3 }},
 	{"bytes-subject", func(h amqp.Table) { h["cloudEvents_subject"] = []byte("ORDER-9") }, "", func(e baton.Event) bool { return e.Subject == "ORDER-9" }},
