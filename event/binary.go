@@ -100,7 +100,7 @@ func (b *Binding) Headers(e *baton.Event, set func(key, value string)) {
 // aliases e.Data.
 func Body(e *baton.Event) []byte {
 	body := e.Data
-	if len(body) > 0 && body[0] == '"' && !isJSONType(e.DataContentType) {
+	if len(body) > 0 && body[0] == '"' && !IsJSONType(e.DataContentType) {
 		var s string
 		if json.Unmarshal(body, &s) == nil {
 			body = []byte(s)
@@ -229,7 +229,7 @@ func (r *BinaryReader) Event(body []byte) (baton.Event, error) {
 	}
 	if len(body) > 0 {
 		switch {
-		case isJSONType(e.DataContentType):
+		case IsJSONType(e.DataContentType):
 			if !json.Valid(body) {
 				// Counted as malformed JSON, as the same data in structured
 				// mode would be; the event comes with the error, so that
@@ -260,9 +260,10 @@ func binaryError(format string, args ...any) error {
 	return baton.Errorf(baton.Invalid, "decode binary event", format, args...)
 }
 
-// isJSONType reports whether data of content type ct is JSON: no type at all
+// IsJSONType reports whether data of content type ct is JSON: no type at all
 // (JSON is Baton's default), application/json, text/json or any +json type.
-func isJSONType(ct string) bool {
+// Data of any other type is text, held as a JSON string.
+func IsJSONType(ct string) bool {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}

@@ -169,7 +169,7 @@ func decode(b []byte) (baton.Event, error) {
 		}
 	}
 	if base64 {
-		return e, baton.Errorf(baton.Invalid, "unmarshal event", "data_base64 is not supported: Baton events carry JSON data")
+		return e, baton.Errorf(baton.Invalid, "unmarshal event", "data_base64 is not supported: Baton events carry JSON data or text (a dead letter keeps a body that was neither as data_base64, and replaying it fails again)")
 	}
 	return e, nil
 }
