@@ -100,7 +100,7 @@ func (b *Binding) Headers(e *baton.Event, set func(key, value string)) {
 // aliases e.Data.
 func Body(e *baton.Event) []byte {
 	body := e.Data
-	if len(body) > 0 && body[0] == '"' && !isJSONType(e.DataContentType) {
+	if len(body) > 0 && body[0] == '"' && !IsJSONType(e.DataContentType) {
 		var s string
 		if json.Unmarshal(body, &s) == nil {
 			body = []byte(s)
@@ -131,21 +131,39 @@ const ctKey = nBinaryAttrs
 // a prefixed attribute Baton knows, or the content type, read from
 // "content-type" in any case.
 func (r *BinaryReader) Header(key, value string) bool {
-	i := -1
-	if strings.EqualFold(key, "content-type") {
-		i = ctKey
-	} else if n := len(r.b.prefix); len(key) > n && (key[:n] == r.b.prefix || r.b.fold && strings.EqualFold(key[:n], r.b.prefix)) {
-		name := key[n:]
-		if r.b.fold {
-			name = strings.ToLower(name)
-		}
-		i = binaryIndex(name)
+	i := ctKey
+	if !strings.EqualFold(key, "content-type") {
+		i = r.b.index(key)
 	}
 	if i < 0 {
 		return false
 	}
 	r.set(i, key, value)
 	return true
+}
+
+// Attribute names the attribute that the header key carries ("id" for
+// "cloudEvents_id"), or returns "" for a header that is not one of the
+// binding's attributes. A transport whose headers are typed checks a
+// value against its attribute's type before it hands the reader its text.
+func (b *Binding) Attribute(key string) string {
+	if i := b.index(key); i >= 0 {
+		return binaryNames[i]
+	}
+	return ""
+}
+
+// index is the attribute a prefixed header key sets, or -1.
+func (b *Binding) index(key string) int {
+	n := len(b.prefix)
+	if len(key) <= n || !(key[:n] == b.prefix || b.fold && strings.EqualFold(key[:n], b.prefix)) {
+		return -1
+	}
+	name := key[n:]
+	if b.fold {
+		name = strings.ToLower(name)
+	}
+	return binaryIndex(name)
 }
 
 // ContentType takes the content type from a protocol property of its own,
@@ -211,7 +229,7 @@ func (r *BinaryReader) Event(body []byte) (baton.Event, error) {
 	}
 	if len(body) > 0 {
 		switch {
-		case isJSONType(e.DataContentType):
+		case IsJSONType(e.DataContentType):
 			if !json.Valid(body) {
 				// Counted as malformed JSON, as the same data in structured
 				// mode would be; the event comes with the error, so that
@@ -242,9 +260,10 @@ func binaryError(format string, args ...any) error {
 	return baton.Errorf(baton.Invalid, "decode binary event", format, args...)
 }
 
-// isJSONType reports whether data of content type ct is JSON: no type at all
+// IsJSONType reports whether data of content type ct is JSON: no type at all
 // (JSON is Baton's default), application/json, text/json or any +json type.
-func isJSONType(ct string) bool {
+// Data of any other type is text, held as a JSON string.
+func IsJSONType(ct string) bool {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}

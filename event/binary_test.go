@@ -214,8 +214,8 @@ func TestIsJSONType(t *testing.T) {
 		"text/json": true, "application/cloudevents+json": true, " application/ld+json ": true,
 		"text/plain": false, "application/xml": false, "application/octet-stream": false, "json": false,
 	} {
-		if got := isJSONType(ct); got != want {
-			t.Errorf("isJSONType(%q) = %v, want %v", ct, got, want)
+		if got := IsJSONType(ct); got != want {
+			t.Errorf("IsJSONType(%q) = %v, want %v", ct, got, want)
 		}
 	}
 }

@@ -81,9 +81,11 @@ func appendMember(b []byte, key, value string) []byte {
 // "malformed JSON: ..." and encoding/json's reason) and about the types of
 // the attributes it knows; members it does not know, such as other
 // extensions, are skipped. Names match exactly (CloudEvents names are
-// lower-case); as in encoding/json, null leaves an attribute unset and, of a
-// repeated member, every occurrence must be well typed and the last one
-// counts. Baton carries JSON data only, so data_base64 is refused.
+// lower-case); as in encoding/json, null leaves an attribute unset. A
+// member named twice at the top level (spelt alike once unescaped) is
+// refused, naming it: readers disagree on which occurrence counts. Members
+// of data are data, not checked. Baton carries JSON data only, so
+// data_base64 is refused.
 //
 // Events travel between Baton's parts as values, mapped to each transport's
 // native headers (see Binding): structured mode is read only where it comes
@@ -121,9 +123,17 @@ func decode(b []byte) (baton.Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(whole))
 	dec.Token() // the '{' checked above
 	base64 := false
+	seen := make(map[string]bool, 16)
 	for dec.More() {
 		tok, _ := dec.Token()
 		key, _ := tok.(string)
+		// A repeated member means what each reader of the JSON chooses
+		// (encoding/json keeps the last, others the first): a sender could
+		// show one id to a filter and another to Baton.
+		if seen[key] {
+			return e, baton.Errorf(baton.Invalid, "unmarshal event", "duplicate member %q: an event names each attribute once", key)
+		}
+		seen[key] = true
 		var raw json.RawMessage // a copy of the member's bytes
 		if err := dec.Decode(&raw); err != nil {
 			return e, baton.Errorf(baton.Invalid, "unmarshal event", "malformed JSON: %v", err)
@@ -159,7 +169,7 @@ func decode(b []byte) (baton.Event, error) {
 		}
 	}
 	if base64 {
-		return e, baton.Errorf(baton.Invalid, "unmarshal event", "data_base64 is not supported: Baton events carry JSON data")
+		return e, baton.Errorf(baton.Invalid, "unmarshal event", "data_base64 is not supported: Baton events carry JSON data or text (a dead letter keeps a body that was neither as data_base64, and replaying it fails again)")
 	}
 	return e, nil
 }

@@ -164,7 +164,7 @@ func TestUnmarshalErrors(t *testing.T) {
 		{`{"specversion":"1.0","id":"1","source":"s","type":"order.placed"}`, `invalid attribute "type"`},
 		{`{"specversion":"1.0","id":null,"source":"s","type":"a.v1"}`, `missing required attribute "id"`},
 		{`{"specversion":"1.0","ID":"1","source":"s","type":"a.v1"}`, `missing required attribute "id"`},
-		{`{` + valid + `,"id":5}`, `invalid attribute "id": want a string, got a number`},
+		{`{"specversion":"1.0","id":5,"source":"s","type":"a.v1"}`, `invalid attribute "id": want a string, got a number`},
 		{`{` + valid + `,"subject":{}}`, `invalid attribute "subject": want a string, got an object`},
 		{`{` + valid + `,"subject":true}`, `invalid attribute "subject": want a string, got a boolean`},
 		{`{` + valid + `,"subject":"a\nb"}`, `invalid attribute "subject": control character U+000A`},
@@ -189,6 +189,29 @@ func TestUnmarshalErrors(t *testing.T) {
 	}
 }
 
+// A member named twice is refused, naming it, though encoding/json would
+// keep the last: a sender could show one id to a filter that keeps the
+// first and another to Baton. Members inside data are data.
+func TestUnmarshalRefusesDuplicateMembers(t *testing.T) {
+	t.Parallel()
+	valid := `"specversion":"1.0","id":"1","source":"s","type":"a.v1"`
+	for _, c := range []struct{ in, key string }{
+		{`{` + valid + `,"id":"forged"}`, "id"},
+		{`{` + valid + `,"data":null,"id":"forged","hops":0}`, "id"},
+		{`{` + valid + `,"subject":"k","subject":null}`, "subject"},
+		{`{` + valid + `,"\u0074ype":"b.v1"}`, "type"},
+		{`{` + valid + `,"myext":1,"myext":2}`, "myext"},
+		{`{` + valid + `,"data":1,"data":2}`, "data"},
+	} {
+		_, err := Unmarshal([]byte(c.in))
+		wantInvalid(t, err, fmt.Sprintf("duplicate member %q", c.key))
+	}
+	e, err := Unmarshal([]byte(`{` + valid + `,"data":{"a":1,"a":2}}`))
+	if err != nil || string(e.Data) != `{"a":1,"a":2}` {
+		t.Errorf("data with a repeated member: %s, %v; want it as it came", e.Data, err)
+	}
+}
+
 func TestUnmarshalLenient(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -200,9 +223,9 @@ func TestUnmarshalLenient(t *testing.T) {
 				"\"myext\":{\"deep\":[1,2,{\"x\":null}]},\"hops\":-0, \"data\" : [ 1 ] }\r\n",
 			baton.Event{SpecVersion: "1.0", ID: `x"y`, Source: "s", Type: "a.v1", Data: json.RawMessage(`[ 1 ]`)},
 		},
-		{ // null leaves attributes unset; the last of repeated members wins
-			`{"specversion":"1.0","id":"1","id":"2","source":"s","type":"a.v1","subject":"k","subject":null,"time":null,"hops":null,"data":null}`,
-			baton.Event{SpecVersion: "1.0", ID: "2", Source: "s", Type: "a.v1", Subject: "k", Data: json.RawMessage(`null`)},
+		{ // null leaves attributes unset
+			`{"specversion":"1.0","id":"2","source":"s","type":"a.v1","subject":null,"time":null,"hops":null,"data":null}`,
+			baton.Event{SpecVersion: "1.0", ID: "2", Source: "s", Type: "a.v1", Data: json.RawMessage(`null`)},
 		},
 		{ // invalid UTF-8 in a string becomes U+FFFD, as encoding/json does
 			"{\"specversion\":\"1.0\",\"id\":\"a\xffb\",\"source\":\"s\",\"type\":\"a.v1\"}",
@@ -241,8 +264,7 @@ func TestUnmarshalCopiesData(t *testing.T) {
 
 // reference decodes an event the slow way, with encoding/json doing every
 // piece of JSON work, following the rules Unmarshal documents: names match
-// exactly, each occurrence of a member must be well typed, the last one
-// counts, null changes nothing.
+// exactly, a member named twice is refused, null changes nothing.
 func reference(b []byte) (baton.Event, error) {
 	var e baton.Event
 	if !json.Valid(b) {
@@ -263,12 +285,17 @@ func reference(b []byte) (baton.Event, error) {
 		"tracestate": &e.TraceState,
 	}
 	base64 := false
+	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return e, err
 		}
 		key := tok.(string)
+		if seen[key] {
+			return e, fmt.Errorf("duplicate member %q", key)
+		}
+		seen[key] = true
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return e, err

@@ -14,8 +14,9 @@ import (
 // configured.
 const DefaultMaxSize = 1 << 20 // 1 MiB
 
-// Validate checks the attributes of e: id, source, specversion "1.0" and a
-// versioned type (see ParseType) are required, hops may not be negative, and
+// Validate checks the attributes of e: specversion "1.0" (checked first, so
+// that an event of another version is refused for its version), id, source
+// and a versioned type (see ParseType) are required, hops may not be negative, and
 // no string attribute may hold invalid UTF-8 or a control character
 // (CloudEvents 1.0 excludes U+0000-U+001F and U+007F-U+009F from its String
 // type; it also keeps binary-mode headers safe). Time may be zero. Data is not
@@ -27,18 +28,21 @@ func Validate(e baton.Event) error {
 // validate takes the spec version apart so that Marshal can default it
 // without copying the event.
 func validate(e *baton.Event, specVersion string) error {
-	if err := required("id", e.ID); err != nil {
-		return err
-	}
-	if err := required("source", e.Source); err != nil {
-		return err
-	}
+	// The version first: an event of another version may name its other
+	// attributes differently, and its missing id would be a misleading
+	// reason.
 	switch specVersion {
 	case baton.SpecVersion:
 	case "":
 		return invalidf(`missing required attribute "specversion"`)
 	default:
-		return invalidf(`unsupported specversion %q (Baton reads %q)`, specVersion, baton.SpecVersion)
+		return invalidf(`unsupported specversion %q: Baton reads CloudEvents %q`, specVersion, baton.SpecVersion)
+	}
+	if err := required("id", e.ID); err != nil {
+		return err
+	}
+	if err := required("source", e.Source); err != nil {
+		return err
 	}
 	if e.Type == "" {
 		return invalidf(`missing required attribute "type"`)

@@ -1,11 +1,14 @@
 package natsbus
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
+	"github.com/batonhq/baton/internal/jsonx"
 	"github.com/nats-io/nats.go"
 )
 
@@ -105,7 +108,14 @@ func decode(typ string, header nats.Header, data []byte) bus.Delivery {
 }
 
 // structured writes the attributes of headers and data as a structured
-// event without checking them: the receiver's decoder reports what is wrong.
+// event without checking the attributes: the receiver's decoder reports
+// what is wrong. The body goes in as CloudEvents' JSON format maps it, and
+// never as JSON text of its own: a body that is one JSON value as data,
+// text of a non-JSON content type as a JSON string, and anything else
+// (malformed JSON, bytes that are not UTF-8) base64-encoded as data_base64,
+// which Baton's decoder refuses again, so that a replay of the dead letter
+// cannot turn what was malformed into an event. Pasted as it came, a body
+// such as `null,"id":"forged"` would have added members of its own.
 func structured(headers map[string]string, data []byte) []byte {
 	b := []byte{'{'}
 	sep := func() {
@@ -113,15 +123,20 @@ func structured(headers map[string]string, data []byte) []byte {
 			b = append(b, ',')
 		}
 	}
+	ct := ""
 	for k, v := range headers {
 		name := ""
 		switch {
 		case strings.EqualFold(k, "content-type"):
 			name = "datacontenttype"
+			ct = v
 		case len(k) > len(event.NATSPrefix) && strings.EqualFold(k[:len(event.NATSPrefix)], event.NATSPrefix):
 			name = strings.ToLower(k[len(event.NATSPrefix):])
 		default:
 			continue
+		}
+		if name == "data" || name == "data_base64" {
+			continue // the body is the data, not a header
 		}
 		sep()
 		key, _ := json.Marshal(name)
@@ -136,8 +151,17 @@ func structured(headers map[string]string, data []byte) []byte {
 	}
 	if len(data) > 0 {
 		sep()
-		b = append(b, `"data":`...)
-		b = append(b, data...)
+		switch {
+		case event.IsJSONType(ct) && json.Valid(data):
+			b = append(b, `"data":`...)
+			b = append(b, data...)
+		case !event.IsJSONType(ct) && utf8.Valid(data):
+			b = jsonx.AppendString(append(b, `"data":`...), string(data))
+		default:
+			b = append(b, `"data_base64":"`...)
+			b = base64.StdEncoding.AppendEncode(b, data)
+			b = append(b, '"')
+		}
 	}
 	return append(b, '}')
 }

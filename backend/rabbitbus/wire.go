@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
 )
@@ -70,28 +72,59 @@ func decode(d *amqp.Delivery, namespace string) bus.Delivery {
 	if typ == "" && d.Exchange == namespace {
 		typ = d.RoutingKey
 	}
+	raw := isRaw(d)
 	var meta map[string]string
+	// The first bad header by name, so that the reason does not depend on
+	// the order a map is walked in.
+	var bad error
+	badKey := ""
+	refuse := func(k, format string, args ...any) {
+		if bad == nil || k < badKey {
+			bad = baton.Errorf(baton.Invalid, "decode binary event", "header %q: "+format, append([]any{k}, args...)...)
+			badKey = k
+		}
+	}
 	r := event.AMQP.Reader()
 	for k, v := range d.Headers {
 		switch {
-		case strings.HasPrefix(k, event.AMQPPrefix):
-			r.Header(k, headerString(v))
 		case strings.HasPrefix(k, metaPrefix):
+			s, ok := text(v)
+			if !ok {
+				refuse(k, "Baton's metadata must be a string, got %s", amqpType(v))
+				continue
+			}
 			if meta == nil {
 				meta = make(map[string]string, 4)
 			}
-			meta[k[len(metaPrefix):]] = headerString(v)
+			meta[k[len(metaPrefix):]] = s
+		case raw:
+			// In structured mode the body holds the attributes.
+		default:
+			name := event.AMQP.Attribute(k)
+			if name == "" {
+				continue // not an attribute Baton reads
+			}
+			s, err := attributeText(name, v)
+			if err != nil {
+				refuse(k, "%v", err)
+				continue
+			}
+			r.Header(k, s)
 		}
 	}
-	if isRaw(d) {
+	if raw && bad == nil {
 		return bus.Structured(typ, d.MessageId, d.Body, meta)
 	}
 	if d.ContentType != "" {
 		r.ContentType("content-type", d.ContentType)
 	}
-	e, err := r.Event(d.Body)
+	var e baton.Event
+	err := bad
 	if err == nil {
-		return bus.Delivery{Message: bus.Message{Event: e, Meta: meta}}
+		e, err = r.Event(d.Body)
+		if err == nil {
+			return bus.Delivery{Message: bus.Message{Event: e, Meta: meta}}
+		}
 	}
 	if e.ID == "" && e.Type == "" {
 		e = r.Partial()
@@ -109,17 +142,84 @@ func decode(d *amqp.Delivery, namespace string) bus.Delivery {
 	return dl
 }
 
-// headerString reads an application property as text: plain clients may
-// send attributes as byte arrays or numbers.
-func headerString(v any) string {
+// attributeText maps the value of the application property of attribute
+// name to the text BinaryReader reads, as the CloudEvents AMQP binding
+// types it: a string (or UTF-8 bytes, which some clients send for strings)
+// for every attribute; for hops, an Integer, also an AMQP integer of any
+// width; for time, a Timestamp, also an AMQP timestamp, written in RFC 3339.
+// Anything else is refused with a reason naming the attribute and the AMQP
+// type received: nil, a table or an array has no text that could stand for
+// a subject or an id, and an integer id is refused rather than guessed at
+// (the binding maps String to an AMQP string, and 42, "42" and "042" would
+// otherwise be three spellings of one id or two).
+func attributeText(name string, v any) (string, error) {
+	if s, ok := text(v); ok {
+		return s, nil
+	}
+	switch name {
+	case "hops":
+		if n, ok := integer(v); ok {
+			return strconv.FormatInt(n, 10), nil
+		}
+		return "", fmt.Errorf("hops must be an integer or a string of one, got %s", amqpType(v))
+	case "time":
+		if t, ok := v.(time.Time); ok {
+			return t.UTC().Format(time.RFC3339Nano), nil
+		}
+		return "", fmt.Errorf("time must be an AMQP timestamp or an RFC 3339 string, got %s", amqpType(v))
+	}
+	return "", fmt.Errorf("%s must be a string, got %s", name, amqpType(v))
+}
+
+func text(v any) (string, bool) {
 	switch v := v.(type) {
 	case string:
-		return v
+		return v, true
 	case []byte:
-		return string(v)
-	default:
-		return fmt.Sprint(v)
+		return string(v), true
 	}
+	return "", false
+}
+
+func integer(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int8:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+// amqpType names the type of a decoded field value, for errors.
+func amqpType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nil (an AMQP void)"
+	case bool:
+		return "a boolean"
+	case amqp.Decimal:
+		return "a decimal"
+	case time.Time:
+		return "a timestamp"
+	case amqp.Table:
+		return "a table"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("%T", v) // the numbers: int64, float64, ...
 }
 
 // isRaw reports whether d is in structured mode: published raw by Baton, or
