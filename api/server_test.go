@@ -154,6 +154,9 @@ func (s *stack) do(t *testing.T, method, path string, body any, header ...string
 	if s.token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -193,7 +196,7 @@ func (s *stack) waitRun(t *testing.T, id string, want store.RunStatus) store.Run
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, "first-token", "second-token")
+	s := newStack(t, "first-token-abcdefgh", "second-token-abcdefgh")
 	for _, tc := range []struct {
 		name, header string
 		status       int
@@ -203,8 +206,8 @@ func TestAuth(t *testing.T) {
 		{"not bearer", "Basic Zm9vOmJhcg==", 401, `Bearer realm="baton"`},
 		{"wrong", "Bearer nope", 401, `error="invalid_token"`},
 		{"prefix of a token", "Bearer first", 401, `error="invalid_token"`},
-		{"right", "Bearer first-token", 200, ""},
-		{"second", "Bearer second-token", 200, ""},
+		{"right", "Bearer first-token-abcdefgh", 200, ""},
+		{"second", "Bearer second-token-abcdefgh", 200, ""},
 	} {
 		for _, path := range []string{"/v1/flows", "/v1/runs", "/v1/dead-letters", "/v1/schedules"} {
 			req, _ := http.NewRequest("GET", s.srv.URL+path, nil)
@@ -629,9 +632,9 @@ func TestSchedules(t *testing.T) {
 // The stream delivers a run's completion as a server-sent event.
 func TestStream(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, "tok")
+	s := newStack(t, "stream-token-0123")
 	req, _ := http.NewRequest("GET", s.srv.URL+"/v1/stream?kind=run.*", nil)
-	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Authorization", "Bearer stream-token-0123")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
@@ -729,7 +732,7 @@ func TestNewServer(t *testing.T) {
 			t.Errorf("%s without a token: %v, want a refusal saying to set --token", addr, err)
 		}
 		withToken := cfg
-		withToken.Tokens = []string{"t"}
+		withToken.Tokens = []string{"a-token-of-16-bytes"}
 		if _, err := api.NewServer(addr, withToken); err != nil {
 			t.Errorf("%s with a token: %v", addr, err)
 		}
