@@ -207,10 +207,10 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		h.tokens = append(h.tokens, tokenDigest{sum: sha256.Sum256([]byte(t.Secret)), scope: t.Scope})
 	}
-	for _, name := range cfg.Hosts {
-		name = hostName(strings.TrimSpace(name))
-		if name == "" || strings.ContainsAny(name, "/ ") {
-			return nil, baton.Errorf(baton.Invalid, "api.New", "host %q: give a host name such as baton.example.com", name)
+	for _, given := range cfg.Hosts {
+		name := hostName(given)
+		if name == "" || strings.ContainsAny(given, "/@ \t") {
+			return nil, baton.Errorf(baton.Invalid, "api.New", "host %q: give a host name such as baton.example.com, not a URL", given)
 		}
 		h.hosts = append(h.hosts, name)
 	}

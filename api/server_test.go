@@ -45,6 +45,12 @@ type stack struct {
 
 func newStack(t *testing.T, tokens ...string) *stack {
 	t.Helper()
+	return newStackWith(t, func(c *api.Config) { c.Tokens = tokens })
+}
+
+// newStackWith is newStack with the API's configuration changed by set.
+func newStackWith(t *testing.T, set func(*api.Config)) *stack {
+	t.Helper()
 	ctx := context.Background()
 	b, err := embedded.Open(embedded.Config{Memory: true})
 	if err != nil {
@@ -82,7 +88,9 @@ func newStack(t *testing.T, tokens ...string) *stack {
 			t.Fatal(err)
 		}
 	}
-	h, err := api.New(api.Config{Store: b, Transport: b, Coordinator: co, Scheduler: sched, Publisher: rt, Hub: hub, Tokens: tokens})
+	cfg := api.Config{Store: b, Transport: b, Coordinator: co, Scheduler: sched, Publisher: rt, Hub: hub}
+	set(&cfg)
+	h, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +106,8 @@ func newStack(t *testing.T, tokens ...string) *stack {
 		ledger.Close()
 	})
 	st := &stack{srv: srv, b: b, co: co, hub: hub, ledger: ledger}
-	if len(tokens) > 0 {
-		st.token = tokens[0]
+	if len(cfg.Tokens) > 0 {
+		st.token = cfg.Tokens[0]
 	}
 	return st
 }
