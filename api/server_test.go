@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -255,6 +256,9 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// /readyz answers why it is not ready only in the server's log: its body,
+// open to anyone, says what kind of failure it is and the error id to grep
+// for.
 func TestReady(t *testing.T) {
 	t.Parallel()
 	b, err := embedded.Open(embedded.Config{Memory: true})
@@ -265,39 +269,63 @@ func TestReady(t *testing.T) {
 	var started atomic.Bool
 	ready := func(context.Context) error {
 		if !started.Load() {
-			return fmt.Errorf("the coordinator has not started")
+			return fmt.Errorf("the coordinator has not started: dial tcp 10.9.8.7:5432: password authentication failed")
 		}
 		return nil
 	}
-	h, err := api.New(api.Config{Store: b, Transport: b, Ready: ready})
+	var logs lockedBuffer
+	h, err := api.New(api.Config{Store: b, Transport: b, Ready: ready, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	status := func(path string) (int, string) {
+	status := func(path string) (int, api.ErrorDetail, string) {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		raw, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(raw)
+		var eb api.ErrorBody
+		_ = json.Unmarshal(raw, &eb)
+		return resp.StatusCode, eb.Error, string(raw)
 	}
-	if code, body := status("/readyz"); code != 503 || !strings.Contains(body, "not started") || !strings.Contains(body, `"unavailable"`) {
-		t.Errorf("not ready: %d %s", code, body)
+	notReady := func(why string) {
+		t.Helper()
+		code, e, body := status("/readyz")
+		if code != 503 || e.Code != baton.Unavailable || e.ErrorID == "" || !strings.Contains(e.Message, e.ErrorID) {
+			t.Errorf("%s: %d %s, want 503 unavailable with an error id", why, code, body)
+		}
+		for _, secret := range []string{"10.9.8.7", "password", "coordinator", "store", "pebble", "closed"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("%s: the body %s tells %q", why, body, secret)
+			}
+		}
+		if line := logLine(logs.String(), e.ErrorID); !strings.Contains(line, why) {
+			t.Errorf("%s: the log line of error id %s is %q, want the detail in it", why, e.ErrorID, line)
+		}
 	}
-	if code, _ := status("/healthz"); code != 200 {
+	notReady("not started")
+	if code, _, _ := status("/healthz"); code != 200 {
 		t.Errorf("healthz while not ready: %d, want 200 (alive)", code)
 	}
 	started.Store(true)
-	if code, body := status("/readyz"); code != 200 {
+	if code, _, body := status("/readyz"); code != 200 {
 		t.Errorf("ready: %d %s", code, body)
 	}
 	b.Close()
-	if code, body := status("/readyz"); code != 503 || !strings.Contains(body, "the store does not answer") {
-		t.Errorf("closed store: %d %s", code, body)
+	notReady("the store does not answer")
+}
+
+// logLine returns the line of logs that holds s, "" when none does.
+func logLine(logs, s string) string {
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
 	}
+	return ""
 }
 
 // Starting a key twice answers 202, then 200 with the same run; one run is
