@@ -19,6 +19,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
 	"github.com/batonhq/baton/store"
@@ -46,6 +48,11 @@ const (
 	Unauthorized     baton.Code = "unauthorized"       // 401: no token, or not one of the configured tokens
 	TooLarge         baton.Code = "too_large"          // 413: the request body is over the limit
 	MethodNotAllowed baton.Code = "method_not_allowed" // 405: the path exists, the method does not
+	// 403: the token's scope is not enough, or a browser's request was
+	// refused (a Host that does not name the server, a cross-origin write).
+	Forbidden            baton.Code = "forbidden"
+	UnsupportedMediaType baton.Code = "unsupported_media_type" // 415: a body that is not JSON
+	TooManyRequests      baton.Code = "too_many_requests"      // 429: over a limit of open streams
 )
 
 // DefaultMaxBody is the default limit of a request body: 1 MiB.
@@ -111,8 +118,26 @@ type Config struct {
 	// notifier of those it refuses.
 	Hub *notify.Hub
 
-	// Tokens, when any, are the bearer tokens that may use the API.
+	// Tokens, when any or when ScopedTokens are, are the bearer tokens
+	// that may use the API, with the admin scope: they may do everything.
+	// Each is at least MinTokenLength bytes.
 	Tokens []string
+	// ScopedTokens are more tokens, each with its scope (read, write or
+	// admin; docs/security.md). ParseTokens reads them.
+	ScopedTokens []Token
+	// Hosts are the names, beside loopback names and addresses and the
+	// address a request came in on, that the Host header may give: the
+	// names a server listening beyond loopback is reached by
+	// ("baton.example.com"). A request naming another host is refused
+	// (DNS rebinding).
+	Hosts []string
+	// MaxStreams bounds the event streams (GET /v1/stream) and long polls
+	// (GET /v1/journal?wait=) open at once on this server (default
+	// DefaultMaxStreams); MaxStreamsPerToken bounds those of one token
+	// (default DefaultMaxStreamsPerToken). One over either is refused
+	// with 429.
+	MaxStreams         int
+	MaxStreamsPerToken int
 	// Ready reports whether the process is ready to serve (for instance:
 	// its coordinator has started); /readyz also checks that the store
 	// answers. Nil means ready once the store answers.
@@ -141,7 +166,10 @@ type handler struct {
 	ready     func(context.Context) error
 	maxBody   int64
 	log       *slog.Logger
-	tokens    [][sha256.Size]byte
+	tokens    []tokenDigest
+	hosts     []string
+	streams   *streamLimit
+	journalW  *journalWatch
 	tracer    trace.TracerProvider
 }
 
@@ -155,8 +183,8 @@ func New(cfg Config) (http.Handler, error) {
 		// group skips the event by the mark in the other.
 		return nil, baton.Errorf(baton.Invalid, "api.New", "%w", err)
 	}
-	if cfg.MaxBody < 0 {
-		return nil, baton.Errorf(baton.Invalid, "api.New", "MaxBody %d is negative", cfg.MaxBody)
+	if cfg.MaxBody < 0 || cfg.MaxStreams < 0 || cfg.MaxStreamsPerToken < 0 {
+		return nil, baton.Errorf(baton.Invalid, "api.New", "MaxBody, MaxStreams and MaxStreamsPerToken may not be negative")
 	}
 	h := &handler{
 		store: cfg.Store, transport: cfg.Transport, coord: cfg.Coordinator, sched: cfg.Scheduler,
@@ -169,12 +197,25 @@ func New(cfg Config) (http.Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	tokens := make([]Token, 0, len(cfg.Tokens)+len(cfg.ScopedTokens))
 	for _, t := range cfg.Tokens {
-		if t == "" {
-			return nil, baton.Errorf(baton.Invalid, "api.New", "an empty token would let anyone in")
-		}
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+		tokens = append(tokens, Token{Secret: t, Scope: ScopeAdmin})
 	}
+	for _, t := range append(tokens, cfg.ScopedTokens...) {
+		if err := t.check(); err != nil {
+			return nil, baton.Errorf(baton.Invalid, "api.New", "%w", err)
+		}
+		h.tokens = append(h.tokens, tokenDigest{sum: sha256.Sum256([]byte(t.Secret)), scope: t.Scope})
+	}
+	for _, given := range cfg.Hosts {
+		name := hostName(given)
+		if name == "" || strings.ContainsAny(given, "/@ \t") {
+			return nil, baton.Errorf(baton.Invalid, "api.New", "host %q: give a host name such as baton.example.com, not a URL", given)
+		}
+		h.hosts = append(h.hosts, name)
+	}
+	h.streams = newStreamLimit(cmp.Or(cfg.MaxStreams, DefaultMaxStreams), cmp.Or(cfg.MaxStreamsPerToken, DefaultMaxStreamsPerToken))
+	h.journalW = &journalWatch{store: cfg.Store, waiters: map[*journalWaiter]struct{}{}}
 	return h.routes(), nil
 }
 
@@ -193,37 +234,40 @@ func NewHandler(s Store, t bus.Transport) http.Handler {
 func (h *handler) routes() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
-	handle := func(method, path string, fn http.HandlerFunc) {
+	handle := func(method, path string, need Scope, fn http.HandlerFunc) {
+		if need != 0 {
+			fn = h.allow(need, fn)
+		}
 		mux.HandleFunc(method+" "+path, fn)
 		allowed[path] = append(allowed[path], method)
 	}
-	handle("GET", "/healthz", h.healthz)
-	handle("GET", "/readyz", h.readyz)
+	handle("GET", "/healthz", 0, h.healthz)
+	handle("GET", "/readyz", 0, h.readyz)
 
-	handle("POST", "/v1/runs", h.needCoord(h.startRun))
-	handle("GET", "/v1/runs", h.needCoord(h.listRuns))
-	handle("GET", "/v1/runs/{id}", h.needCoord(h.getRun))
-	handle("POST", "/v1/runs/{id}/cancel", h.needCoord(h.cancelRun))
-	handle("POST", "/v1/runs/{id}/events", h.needCoord(h.signalRun))
-	handle("GET", "/v1/flows", h.needCoord(h.flows))
+	handle("POST", "/v1/runs", ScopeWrite, h.needCoord(h.startRun))
+	handle("GET", "/v1/runs", ScopeRead, h.needCoord(h.listRuns))
+	handle("GET", "/v1/runs/{id}", ScopeRead, h.needCoord(h.getRun))
+	handle("POST", "/v1/runs/{id}/cancel", ScopeWrite, h.needCoord(h.cancelRun))
+	handle("POST", "/v1/runs/{id}/events", ScopeWrite, h.needCoord(h.signalRun))
+	handle("GET", "/v1/flows", ScopeRead, h.needCoord(h.flows))
 
-	handle("POST", "/v1/events", h.publish)
-	handle("GET", "/v1/stream", h.stream)
+	handle("POST", "/v1/events", ScopeWrite, h.publish)
+	handle("GET", "/v1/stream", ScopeRead, h.stream)
 
-	handle("GET", "/v1/schedules", h.needSched(h.listSchedules))
-	handle("POST", "/v1/schedules", h.needSched(h.putSchedule))
-	handle("GET", "/v1/schedules/{name}", h.needSched(h.getSchedule))
-	handle("DELETE", "/v1/schedules/{name}", h.needSched(h.deleteSchedule))
-	handle("POST", "/v1/schedules/{name}/pause", h.needSched(h.pauseSchedule))
-	handle("POST", "/v1/schedules/{name}/resume", h.needSched(h.resumeSchedule))
+	handle("GET", "/v1/schedules", ScopeRead, h.needSched(h.listSchedules))
+	handle("POST", "/v1/schedules", ScopeAdmin, h.needSched(h.putSchedule))
+	handle("GET", "/v1/schedules/{name}", ScopeRead, h.needSched(h.getSchedule))
+	handle("DELETE", "/v1/schedules/{name}", ScopeAdmin, h.needSched(h.deleteSchedule))
+	handle("POST", "/v1/schedules/{name}/pause", ScopeAdmin, h.needSched(h.pauseSchedule))
+	handle("POST", "/v1/schedules/{name}/resume", ScopeAdmin, h.needSched(h.resumeSchedule))
 
-	handle("GET", "/v1/journal", h.journal)
-	handle("GET", "/v1/history/{correlationID}", h.history)
-	handle("GET", "/v1/map", h.trafficMap)
-	handle("GET", "/v1/dead-letters", h.listDead)
-	handle("GET", "/v1/dead-letters/{id}", h.dead)
-	handle("POST", "/v1/dead-letters/{id}/replay", h.replayDead)
-	handle("DELETE", "/v1/dead-letters/{id}", h.dropDead)
+	handle("GET", "/v1/journal", ScopeRead, h.journal)
+	handle("GET", "/v1/history/{correlationID}", ScopeRead, h.history)
+	handle("GET", "/v1/map", ScopeRead, h.trafficMap)
+	handle("GET", "/v1/dead-letters", ScopeRead, h.listDead)
+	handle("GET", "/v1/dead-letters/{id}", ScopeRead, h.dead)
+	handle("POST", "/v1/dead-letters/{id}/replay", ScopeAdmin, h.replayDead)
+	handle("DELETE", "/v1/dead-letters/{id}", ScopeAdmin, h.dropDead)
 
 	for path, methods := range allowed {
 		if slices.Contains(methods, "GET") {
@@ -239,7 +283,7 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, baton.Errorf(baton.NotFound, r.Method+" "+r.URL.Path, "no such endpoint (see docs/api.md)"))
 	})
-	next := h.logRequests(h.authenticate(mux))
+	next := h.logRequests(h.guard(h.authenticate(mux)))
 	if h.tracer == nil {
 		return next
 	}
@@ -287,6 +331,12 @@ func Status(code baton.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case MethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case Forbidden:
+		return http.StatusForbidden
+	case UnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case TooManyRequests:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -296,10 +346,13 @@ type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
 
-// ErrorDetail says what went wrong, with a baton.Code.
+// ErrorDetail says what went wrong, with a baton.Code. A 5xx answer says
+// only what kind of failure it was, and ErrorID: the server logs the detail
+// under that id.
 type ErrorDetail struct {
 	Code    baton.Code `json:"code"`
 	Message string     `json:"message"`
+	ErrorID string     `json:"error_id,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -309,21 +362,37 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError answers err, which is the client's fault (4xx): its message
+// says what to change. The server's own failures go through fail.
 func writeError(w http.ResponseWriter, err error) {
 	code := baton.ErrorCode(err)
-	msg := err.Error()
-	if errors.Is(err, context.Canceled) && code == baton.Internal {
-		code, msg = baton.Unavailable, "request cancelled: "+msg
-	}
-	writeJSON(w, Status(code), ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+	writeJSON(w, Status(code), ErrorBody{Error: ErrorDetail{Code: code, Message: err.Error()}})
 }
 
-// fail writes err, and logs it when it is the server's fault.
+// fail answers err. A failure of the server (5xx) is logged with a new
+// error id, and answered with that id and a generic message: its text may
+// name hosts, files or queries the caller has no business seeing.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if Status(baton.ErrorCode(err)) >= 500 && r.Context().Err() == nil {
-		h.log.Error("api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	code := baton.ErrorCode(err)
+	if errors.Is(err, context.Canceled) && code == baton.Internal {
+		code = baton.Unavailable
 	}
-	writeError(w, err)
+	if Status(code) < 500 {
+		writeError(w, err)
+		return
+	}
+	id := event.NewID()
+	level := slog.LevelError
+	if r.Context().Err() != nil {
+		level = slog.LevelDebug // the client went away; nobody reads the answer
+	}
+	h.log.Log(r.Context(), level, "api: request failed", "method", r.Method, "path", r.URL.Path, "error_id", id, "err", err)
+	msg := "internal error"
+	if code == baton.Unavailable {
+		msg = "unavailable: a backend does not answer, or the server is starting or stopping; try again later"
+	}
+	writeJSON(w, Status(code), ErrorBody{Error: ErrorDetail{Code: code, ErrorID: id,
+		Message: fmt.Sprintf("%s (the server's log has the detail under error_id %s)", msg, id)}})
 }
 
 // decode reads the request body, at most maxBody bytes of one JSON value

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
@@ -9,8 +10,32 @@ import (
 	"github.com/batonhq/baton"
 )
 
+// tokenDigest is a configured token, kept as its digest, and its scope.
+type tokenDigest struct {
+	sum   [sha256.Size]byte
+	scope Scope
+}
+
+// caller is who made a request: the scope of its token, and the token's
+// index among the configured ones (-1 without tokens).
+type caller struct {
+	scope Scope
+	token int
+}
+
+type callerKey struct{}
+
+// callerOf returns the caller authenticate found; without tokens, an
+// anonymous admin.
+func callerOf(ctx context.Context) caller {
+	if c, ok := ctx.Value(callerKey{}).(caller); ok {
+		return c
+	}
+	return caller{scope: ScopeAdmin, token: -1}
+}
+
 // authenticate requires a configured bearer token on every path but the
-// health checks.
+// health checks, and notes its scope for allow.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	if len(h.tokens) == 0 {
 		return next
@@ -27,23 +52,40 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			writeError(w, baton.Errorf(Unauthorized, r.Method+" "+r.URL.Path, `a token is required: send "Authorization: Bearer <token>"`))
 			return
 		}
-		if !h.known(token) {
+		i := h.known(token)
+		if i < 0 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="baton", error="invalid_token"`)
 			writeError(w, baton.Errorf(Unauthorized, r.Method+" "+r.URL.Path, "the token is not one this server accepts"))
 			return
 		}
-		next.ServeHTTP(w, r)
+		ctx := context.WithValue(r.Context(), callerKey{}, caller{scope: h.tokens[i].scope, token: i})
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-// known compares token with every configured token in constant time:
-// comparing digests of equal length hides the tokens' lengths too, and
-// looking at every token hides which one matched.
-func (h *handler) known(token string) bool {
-	sum := sha256.Sum256([]byte(token))
-	ok := 0
-	for i := range h.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+// allow lets a request through when its token's scope is need or above.
+func (h *handler) allow(need Scope, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c := callerOf(r.Context()); c.scope < need {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="baton", error="insufficient_scope", scope="`+need.String()+`"`)
+			h.reject(w, r, baton.Errorf(Forbidden, r.Method+" "+r.URL.Path,
+				"this needs a token with the %s scope; this token has %s (docs/security.md)", need, c.scope))
+			return
+		}
+		next(w, r)
 	}
-	return ok == 1
+}
+
+// known returns the index of token among the configured tokens, -1 when it
+// is none of them. It compares digests in constant time: digests of equal
+// length hide the tokens' lengths too, and looking at every token hides
+// which one matched.
+func (h *handler) known(token string) int {
+	sum := sha256.Sum256([]byte(token))
+	found := -1
+	for i := range h.tokens {
+		eq := subtle.ConstantTimeCompare(sum[:], h.tokens[i].sum[:])
+		found = subtle.ConstantTimeSelect(eq, i, found)
+	}
+	return found
 }

@@ -57,7 +57,7 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := h.decodeEvent(w, r)
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if e.CorrelationID == "" {
@@ -98,9 +98,14 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	kinds, err := streamKinds(r.URL.Query()["kind"])
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
+	release, ok := h.hold(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	// A stream outlives the server's write timeout; ServeSSE bounds each
 	// write instead.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})

@@ -23,19 +23,19 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz answers 200 when the process is ready (Config.Ready) and its store
-// answers, 503 with why otherwise.
+// answers; 503 otherwise, with why in the log only (fail).
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if h.ready != nil {
 		if err := h.ready(ctx); err != nil {
-			writeError(w, &baton.Error{Code: baton.Unavailable, Op: "not ready", Err: err})
+			h.fail(w, r, &baton.Error{Code: baton.Unavailable, Op: "not ready", Err: err})
 			return
 		}
 	}
 	// The cheapest read every store has: the journal after its end.
 	if _, err := h.store.Since(ctx, ^uint64(0)>>1, 1); err != nil {
-		writeError(w, &baton.Error{Code: baton.Unavailable, Op: "not ready", Err: fmt.Errorf("the store does not answer: %w", err)})
+		h.fail(w, r, &baton.Error{Code: baton.Unavailable, Op: "not ready", Err: fmt.Errorf("the store does not answer: %w", err)})
 		return
 	}
 	writeJSON(w, http.StatusOK, Health{Status: "ready"})

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,8 +21,8 @@ const (
 	MaxWait = 60 * time.Second
 )
 
-// pollEvery is how often a long-polling journal request looks for new
-// entries; the store has no notification to wait on.
+// pollEvery is how often the journal is read while requests long-poll it
+// (journalWatch): the store has no notification to wait on.
 const pollEvery = 50 * time.Millisecond
 
 // JournalPage is the body of GET /v1/journal.
@@ -28,11 +30,15 @@ type JournalPage struct {
 	Entries []store.Entry `json:"entries"`
 }
 
-// History is the body of GET /v1/history/{correlationID}. Entries is empty,
-// not an error, when nothing was journaled under the id, as in the store.
+// History is the body of GET /v1/history/{correlationID}: a page of the
+// entries journaled under the id, in order. Entries is empty, not an
+// error, when nothing was journaled under the id, as in the store. Next,
+// when not zero, is the sequence number to give as after= for the next
+// page; it is zero on the last page.
 type History struct {
 	CorrelationID string        `json:"correlation_id"`
 	Entries       []store.Entry `json:"entries"`
+	Next          uint64        `json:"next,omitempty"`
 }
 
 // DeadLetterPage is the body of GET /v1/dead-letters.
@@ -50,27 +56,32 @@ func (h *handler) journal(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after, err := uintParam(q.Get("after"), "after")
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	limit, err := limitParam(q.Get("limit"))
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	wait, err := waitParam(q.Get("wait"))
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if wait > 0 {
+		release, ok := h.hold(w, r)
+		if !ok {
+			return
+		}
+		defer release()
 		// The server's write timeout counts from the start of the request:
 		// leave room for the wait.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + writeTimeout))
 	}
 	entries, err := h.since(r.Context(), after, limit, wait)
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, JournalPage{Entries: nonNil(entries)})
@@ -79,42 +90,72 @@ func (h *handler) journal(w http.ResponseWriter, r *http.Request) {
 // since returns the entries after after, waiting up to wait for the first
 // one. A request that ends while waiting gets what there is: nothing.
 func (h *handler) since(ctx context.Context, after uint64, limit int, wait time.Duration) ([]store.Entry, error) {
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
+	if wait == 0 {
+		return h.store.Since(ctx, after, limit)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
+		// Waiting starts before the read: an entry added between the
+		// two wakes this request.
+		grown, stop := h.journalW.wait(after)
 		entries, err := h.store.Since(ctx, after, limit)
-		if err != nil || len(entries) > 0 || !time.Now().Before(deadline) {
+		if err != nil || len(entries) > 0 {
+			stop()
 			return entries, err
 		}
 		select {
 		case <-ctx.Done():
+			stop()
 			return nil, nil
-		case <-tick.C:
+		case <-timer.C:
+			stop()
+			return nil, nil
+		case <-grown:
 		}
 	}
 }
 
+// history serves a page of a correlation id's history: limit entries
+// (DefaultLimit, at most MaxLimit) after the sequence number after.
 func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("correlationID")
-	entries, err := h.store.History(r.Context(), id)
+	q := r.URL.Query()
+	after, err := uintParam(q.Get("after"), "after")
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, History{CorrelationID: id, Entries: nonNil(entries)})
+	limit, err := limitParam(q.Get("limit"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	entries, err := h.store.History(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	i, _ := slices.BinarySearchFunc(entries, after+1, func(e store.Entry, seq uint64) int { return cmp.Compare(e.Seq, seq) })
+	page := History{CorrelationID: id, Entries: entries[i:]}
+	if len(page.Entries) > limit {
+		page.Entries = page.Entries[:limit]
+		page.Next = page.Entries[limit-1].Seq
+	}
+	page.Entries = nonNil(page.Entries)
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (h *handler) listDead(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, err := limitParam(q.Get("limit"))
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	dead, err := h.store.ListDead(r.Context(), q.Get("after"), limit)
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if dead == nil {
@@ -126,7 +167,7 @@ func (h *handler) listDead(w http.ResponseWriter, r *http.Request) {
 func (h *handler) dead(w http.ResponseWriter, r *http.Request) {
 	d, err := h.store.Dead(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
@@ -135,7 +176,7 @@ func (h *handler) dead(w http.ResponseWriter, r *http.Request) {
 func (h *handler) replayDead(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := bus.Replay(r.Context(), h.transport, h.store, id); err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, Replayed{ID: id, Status: "replayed"})
@@ -143,7 +184,7 @@ func (h *handler) replayDead(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) dropDead(w http.ResponseWriter, r *http.Request) {
 	if err := h.store.DropDead(r.Context(), r.PathValue("id")); err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -56,7 +56,7 @@ func (h *handler) startRun(w http.ResponseWriter, r *http.Request) {
 		if h.hub != nil {
 			h.hub.Notify(r.Context(), flow.Notification{Kind: flow.InputInvalid, Time: time.Now().UTC(), Message: err.Error(), Request: &req})
 		}
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	run, created, err := h.coord.StartRun(traceContext(r), req)
@@ -107,7 +107,7 @@ var runStatuses = []store.RunStatus{store.RunPending, store.RunRunning, store.Ru
 func (h *handler) listRuns(w http.ResponseWriter, r *http.Request) {
 	q, err := runQuery(r.URL.Query())
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	runs, err := h.coord.Runs(r.Context(), q)
@@ -164,7 +164,7 @@ func timeParam(s, name string) (time.Time, error) {
 func (h *handler) cancelRun(w http.ResponseWriter, r *http.Request) {
 	var req CancelRequest
 	if err := h.decode(w, r, &req, true); err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	run, err := h.coord.Cancel(r.Context(), r.PathValue("id"), req.Reason)
@@ -181,7 +181,7 @@ func (h *handler) cancelRun(w http.ResponseWriter, r *http.Request) {
 func (h *handler) signalRun(w http.ResponseWriter, r *http.Request) {
 	e, err := h.decodeEvent(w, r)
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	run, err := h.coord.Signal(r.Context(), r.PathValue("id"), e)

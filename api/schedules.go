@@ -109,17 +109,17 @@ func (h *handler) getSchedule(w http.ResponseWriter, r *http.Request) {
 func (h *handler) putSchedule(w http.ResponseWriter, r *http.Request) {
 	var req ScheduleRequest
 	if err := h.decode(w, r, &req, false); err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	sc, err := Schedule{Name: req.Name, Flow: req.Flow, Cron: req.Cron, Every: req.Every, Input: req.Input,
 		Overlap: req.Overlap, CatchUp: req.CatchUp, Paused: req.Paused}.Store()
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if err := h.flowExists(sc.Flow); err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	saved, err := h.sched.Put(r.Context(), sc)

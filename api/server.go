@@ -26,12 +26,13 @@ const (
 // it, 30s to write the answer (event streams and long polls set their own
 // deadlines), 2m for an idle keep-alive connection.
 //
-// Without tokens it only listens on loopback (127.0.0.0/8, ::1, localhost):
-// any other addr is an Invalid error saying to set a token.
+// Without tokens (Tokens or ScopedTokens) it only listens on loopback
+// (127.0.0.0/8, ::1, localhost): any other addr is an Invalid error saying
+// to set a token.
 func NewServer(addr string, cfg Config) (*http.Server, error) {
-	if len(cfg.Tokens) == 0 && !Loopback(addr) {
+	if len(cfg.Tokens) == 0 && len(cfg.ScopedTokens) == 0 && !Loopback(addr) {
 		return nil, baton.Errorf(baton.Invalid, "api server on "+addr,
-			"refusing to serve beyond loopback without a token: set --token (or BATON_TOKEN), or listen on 127.0.0.1")
+			"refusing to serve beyond loopback without a token: set --token (or BATON_TOKEN) or --tokens-file (or BATON_TOKENS), or listen on 127.0.0.1")
 	}
 	h, err := New(cfg)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,6 +46,12 @@ type stack struct {
 
 func newStack(t *testing.T, tokens ...string) *stack {
 	t.Helper()
+	return newStackWith(t, func(c *api.Config) { c.Tokens = tokens })
+}
+
+// newStackWith is newStack with the API's configuration changed by set.
+func newStackWith(t *testing.T, set func(*api.Config)) *stack {
+	t.Helper()
 	ctx := context.Background()
 	b, err := embedded.Open(embedded.Config{Memory: true})
 	if err != nil {
@@ -82,7 +89,9 @@ func newStack(t *testing.T, tokens ...string) *stack {
 			t.Fatal(err)
 		}
 	}
-	h, err := api.New(api.Config{Store: b, Transport: b, Coordinator: co, Scheduler: sched, Publisher: rt, Hub: hub, Tokens: tokens})
+	cfg := api.Config{Store: b, Transport: b, Coordinator: co, Scheduler: sched, Publisher: rt, Hub: hub}
+	set(&cfg)
+	h, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +107,8 @@ func newStack(t *testing.T, tokens ...string) *stack {
 		ledger.Close()
 	})
 	st := &stack{srv: srv, b: b, co: co, hub: hub, ledger: ledger}
-	if len(tokens) > 0 {
-		st.token = tokens[0]
+	if len(cfg.Tokens) > 0 {
+		st.token = cfg.Tokens[0]
 	}
 	return st
 }
@@ -154,6 +163,9 @@ func (s *stack) do(t *testing.T, method, path string, body any, header ...string
 	if s.token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -193,7 +205,7 @@ func (s *stack) waitRun(t *testing.T, id string, want store.RunStatus) store.Run
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, "first-token", "second-token")
+	s := newStack(t, "first-token-abcdefgh", "second-token-abcdefgh")
 	for _, tc := range []struct {
 		name, header string
 		status       int
@@ -203,8 +215,8 @@ func TestAuth(t *testing.T) {
 		{"not bearer", "Basic Zm9vOmJhcg==", 401, `Bearer realm="baton"`},
 		{"wrong", "Bearer nope", 401, `error="invalid_token"`},
 		{"prefix of a token", "Bearer first", 401, `error="invalid_token"`},
-		{"right", "Bearer first-token", 200, ""},
-		{"second", "Bearer second-token", 200, ""},
+		{"right", "Bearer first-token-abcdefgh", 200, ""},
+		{"second", "Bearer second-token-abcdefgh", 200, ""},
 	} {
 		for _, path := range []string{"/v1/flows", "/v1/runs", "/v1/dead-letters", "/v1/schedules"} {
 			req, _ := http.NewRequest("GET", s.srv.URL+path, nil)
@@ -244,6 +256,9 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// /readyz answers why it is not ready only in the server's log: its body,
+// open to anyone, says what kind of failure it is and the error id to grep
+// for.
 func TestReady(t *testing.T) {
 	t.Parallel()
 	b, err := embedded.Open(embedded.Config{Memory: true})
@@ -254,39 +269,63 @@ func TestReady(t *testing.T) {
 	var started atomic.Bool
 	ready := func(context.Context) error {
 		if !started.Load() {
-			return fmt.Errorf("the coordinator has not started")
+			return fmt.Errorf("the coordinator has not started: dial tcp 10.9.8.7:5432: password authentication failed")
 		}
 		return nil
 	}
-	h, err := api.New(api.Config{Store: b, Transport: b, Ready: ready})
+	var logs lockedBuffer
+	h, err := api.New(api.Config{Store: b, Transport: b, Ready: ready, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	status := func(path string) (int, string) {
+	status := func(path string) (int, api.ErrorDetail, string) {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		raw, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(raw)
+		var eb api.ErrorBody
+		_ = json.Unmarshal(raw, &eb)
+		return resp.StatusCode, eb.Error, string(raw)
 	}
-	if code, body := status("/readyz"); code != 503 || !strings.Contains(body, "not started") || !strings.Contains(body, `"unavailable"`) {
-		t.Errorf("not ready: %d %s", code, body)
+	notReady := func(why string) {
+		t.Helper()
+		code, e, body := status("/readyz")
+		if code != 503 || e.Code != baton.Unavailable || e.ErrorID == "" || !strings.Contains(e.Message, e.ErrorID) {
+			t.Errorf("%s: %d %s, want 503 unavailable with an error id", why, code, body)
+		}
+		for _, secret := range []string{"10.9.8.7", "password", "coordinator", "store", "pebble", "closed"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("%s: the body %s tells %q", why, body, secret)
+			}
+		}
+		if line := logLine(logs.String(), e.ErrorID); !strings.Contains(line, why) {
+			t.Errorf("%s: the log line of error id %s is %q, want the detail in it", why, e.ErrorID, line)
+		}
 	}
-	if code, _ := status("/healthz"); code != 200 {
+	notReady("not started")
+	if code, _, _ := status("/healthz"); code != 200 {
 		t.Errorf("healthz while not ready: %d, want 200 (alive)", code)
 	}
 	started.Store(true)
-	if code, body := status("/readyz"); code != 200 {
+	if code, _, body := status("/readyz"); code != 200 {
 		t.Errorf("ready: %d %s", code, body)
 	}
 	b.Close()
-	if code, body := status("/readyz"); code != 503 || !strings.Contains(body, "the store does not answer") {
-		t.Errorf("closed store: %d %s", code, body)
+	notReady("the store does not answer")
+}
+
+// logLine returns the line of logs that holds s, "" when none does.
+func logLine(logs, s string) string {
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
 	}
+	return ""
 }
 
 // Starting a key twice answers 202, then 200 with the same run; one run is
@@ -629,9 +668,9 @@ func TestSchedules(t *testing.T) {
 // The stream delivers a run's completion as a server-sent event.
 func TestStream(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, "tok")
+	s := newStack(t, "stream-token-0123")
 	req, _ := http.NewRequest("GET", s.srv.URL+"/v1/stream?kind=run.*", nil)
-	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Authorization", "Bearer stream-token-0123")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
@@ -729,7 +768,7 @@ func TestNewServer(t *testing.T) {
 			t.Errorf("%s without a token: %v, want a refusal saying to set --token", addr, err)
 		}
 		withToken := cfg
-		withToken.Tokens = []string{"t"}
+		withToken.Tokens = []string{"a-token-of-16-bytes"}
 		if _, err := api.NewServer(addr, withToken); err != nil {
 			t.Errorf("%s with a token: %v", addr, err)
 		}

@@ -23,7 +23,7 @@ func (h *handler) trafficMap(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	m, err := traffic.Build(r.Context(), h.store, traffic.Query{From: now.Add(-window), To: now})
 	if err != nil {
-		writeError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, m)

@@ -13,7 +13,7 @@ import (
 // token as the journal.
 func TestMap(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, "secret")
+	s := newStack(t, "traffic-token-0123")
 	const n = 3
 	for i := range n {
 		o := orders.NewOrder(i)

@@ -78,11 +78,22 @@ func (c *Client) Close() error {
 }
 
 // History returns the journal entries of one correlation id in order; none
-// when nothing was journaled under it.
+// when nothing was journaled under it. It reads every page the server
+// answers with.
 func (c *Client) History(ctx context.Context, correlationID string) ([]store.Entry, error) {
-	var h api.History
-	_, err := c.do(ctx, http.MethodGet, "/v1/history/"+url.PathEscape(correlationID), nil, &h)
-	return h.Entries, err
+	all := []store.Entry{}
+	q := url.Values{"limit": {strconv.Itoa(api.MaxLimit)}}
+	for {
+		var h api.History
+		if _, err := c.do(ctx, http.MethodGet, "/v1/history/"+url.PathEscape(correlationID)+"?"+q.Encode(), nil, &h); err != nil {
+			return nil, err
+		}
+		all = append(all, h.Entries...)
+		if h.Next == 0 {
+			return all, nil
+		}
+		q.Set("after", strconv.FormatUint(h.Next, 10))
+	}
 }
 
 // Since returns up to limit journal entries with Seq > after, in order.
@@ -213,7 +224,8 @@ func decodeError(op string, resp *http.Response) error {
 }
 
 func codeOf(status int) baton.Code {
-	for _, c := range []baton.Code{baton.Invalid, baton.NotFound, baton.Conflict, baton.Unavailable, api.Unauthorized, api.TooLarge, api.MethodNotAllowed} {
+	for _, c := range []baton.Code{baton.Invalid, baton.NotFound, baton.Conflict, baton.Unavailable, api.Unauthorized, api.TooLarge, api.MethodNotAllowed,
+		api.Forbidden, api.UnsupportedMediaType, api.TooManyRequests} {
 		if api.Status(c) == status {
 			return c
 		}

@@ -51,11 +51,11 @@ func ExampleClient_StartRun() {
 	ctx := context.Background()
 	co.Start(ctx)
 	defer co.Stop(ctx)
-	h, _ := api.New(api.Config{Store: b, Transport: b, Coordinator: co, Tokens: []string{"s3cret"}})
+	h, _ := api.New(api.Config{Store: b, Transport: b, Coordinator: co, Tokens: []string{"s3cret-0123456789"}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
-	c := client.New(srv.URL, nil, client.WithToken("s3cret"))
+	c := client.New(srv.URL, nil, client.WithToken("s3cret-0123456789"))
 	req := flow.StartRequest{Flow: "approval", Key: "doc-7", Input: json.RawMessage(`{"doc": "doc-7"}`)}
 	first, created, _ := c.StartRun(ctx, req)
 	fmt.Println(created, first.Status)

@@ -12,6 +12,7 @@ import (
 // A type is dot-separated segments of lower-case letters, digits, '_' and
 // '-': at least one name segment, then a version segment v<N> with N >= 1
 // written without leading zeros, so that every version has one spelling.
+// It is at most MaxTypeLength bytes long.
 func ParseType(typ string) (name string, version int, err error) {
 	name, version, reason := parseType(typ)
 	if reason != "" {
@@ -21,14 +22,25 @@ func ParseType(typ string) (name string, version int, err error) {
 }
 
 func typeError(typ, reason string) string {
+	if len(typ) > 64 {
+		typ = typ[:64] + "…" // the error need not carry a huge type whole
+	}
 	return "bad event type " + strconv.Quote(typ) + ": " + reason + ` (want name.vN, e.g. "order.placed.v1")`
 }
+
+// MaxTypeLength is the longest event type, in bytes: the longest routing
+// key AMQP 0-9-1 carries, and far more than a name needs. Transports and
+// stores key by type; an unbounded one would let a caller grow them.
+const MaxTypeLength = 255
 
 // parseType returns a reason instead of an error so that the valid case,
 // which is on the hot path of every decode, allocates nothing.
 func parseType(typ string) (name string, version int, reason string) {
 	if typ == "" {
 		return "", 0, "empty"
+	}
+	if len(typ) > MaxTypeLength {
+		return "", 0, "longer than " + strconv.Itoa(MaxTypeLength) + " bytes"
 	}
 	dot := -1
 	start := 0

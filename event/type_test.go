@@ -1,6 +1,11 @@
 package event
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/batonhq/baton"
+)
 
 func TestParseType(t *testing.T) {
 	t.Parallel()
@@ -59,5 +64,27 @@ func TestParseTypeAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("ParseType allocates %v times, want 0", n)
+	}
+}
+
+// A type is bounded, and the error about one that is too long does not
+// carry it whole.
+func TestParseTypeTooLong(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", MaxTypeLength-3) + ".v1"
+	if _, _, err := ParseType(long); err != nil {
+		t.Errorf("a type of %d bytes: %v", len(long), err)
+	}
+	huge := strings.Repeat("a", 500<<10) + ".v1"
+	_, _, err := ParseType(huge)
+	if err == nil || !strings.Contains(err.Error(), "longer than 255 bytes") {
+		t.Fatalf("a type of %d bytes: %v, want an error saying it is too long", len(huge), err)
+	}
+	if len(err.Error()) > 300 {
+		t.Errorf("the error is %d bytes long; it should not carry the type whole", len(err.Error()))
+	}
+	e := baton.Event{ID: "1", Source: "test", SpecVersion: baton.SpecVersion, Type: "x" + long}
+	if err := Validate(e); err == nil {
+		t.Errorf("Validate accepted a type of %d bytes", len(e.Type))
 	}
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,10 +64,20 @@ type SchedulerConfig struct {
 	// Metrics, when set, is where the scheduler registers the counter of
 	// its ticks (docs/observability.md); nil records none.
 	Metrics prometheus.Registerer
+	// MaxSchedules bounds the schedules Put creates (default
+	// DefaultMaxSchedules): each is looked at on every pass.
+	MaxSchedules int
 }
 
 // DefaultScheduleTick is the default SchedulerConfig.Tick.
 const DefaultScheduleTick = time.Second
+
+// DefaultMaxSchedules is the default SchedulerConfig.MaxSchedules.
+const DefaultMaxSchedules = 1000
+
+// MaxCatchUp is the largest catch-up of a schedule: the missed ticks one
+// pass starts runs for after a downtime.
+const MaxCatchUp = 100
 
 // Scheduler starts flows on cron expressions and at fixed intervals.
 //
@@ -94,6 +105,7 @@ type Scheduler struct {
 	now     func() time.Time
 	log     *slog.Logger
 	ticks   tickCounter
+	max     int
 
 	mu      sync.Mutex
 	started bool
@@ -115,8 +127,8 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.Starter == nil {
 		return nil, baton.Errorf(baton.Invalid, op, "a starter (the coordinator) is required")
 	}
-	if cfg.Tick < 0 {
-		return nil, baton.Errorf(baton.Invalid, op, "tick %v is negative", cfg.Tick)
+	if cfg.Tick < 0 || cfg.MaxSchedules < 0 {
+		return nil, baton.Errorf(baton.Invalid, op, "tick %v or max schedules %d is negative", cfg.Tick, cfg.MaxSchedules)
 	}
 	if cfg.Tick == 0 {
 		cfg.Tick = DefaultScheduleTick
@@ -138,6 +150,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		ticks:   t,
+		max:     cmp.Or(cfg.MaxSchedules, DefaultMaxSchedules),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -155,7 +168,10 @@ const saveAttempts = 10
 //
 // sc needs a name, a flow, and exactly one of Cron (five fields, or a
 // descriptor such as @hourly or "@every 90s", optionally after
-// CRON_TZ=Zone) and Every (at least 1s). An empty Overlap means skip.
+// CRON_TZ=Zone) and Every (at least 1s); CatchUp is at most MaxCatchUp. An
+// empty Overlap means skip. Creating a schedule when there are
+// MaxSchedules already is a Conflict error (several processes putting at
+// once may overshoot by a few).
 func (s *Scheduler) Put(ctx context.Context, sc store.Schedule) (store.Schedule, error) {
 	op := "put schedule " + sc.Name
 	if err := validateSchedule(op, &sc); err != nil {
@@ -165,6 +181,9 @@ func (s *Scheduler) Put(ctx context.Context, sc store.Schedule) (store.Schedule,
 		old, err := s.store.Schedule(ctx, sc.Name)
 		switch {
 		case errors.Is(err, baton.ErrNotFound):
+			if err := s.room(ctx, op); err != nil {
+				return store.Schedule{}, err
+			}
 			sc.LastTick, sc.LastRun, sc.Buffered, sc.Rev = s.now().UTC(), "", false, 0
 		case err != nil:
 			return store.Schedule{}, err
@@ -190,6 +209,18 @@ func (s *Scheduler) Put(ctx context.Context, sc store.Schedule) (store.Schedule,
 	return store.Schedule{}, baton.Errorf(baton.Conflict, op, "the schedule kept changing; try again")
 }
 
+// room checks that one more schedule may be created.
+func (s *Scheduler) room(ctx context.Context, op string) error {
+	all, err := s.store.ListSchedules(ctx)
+	if err != nil {
+		return err
+	}
+	if len(all) >= s.max {
+		return baton.Errorf(baton.Conflict, op, "there are %d schedules, the limit: delete one first", len(all))
+	}
+	return nil
+}
+
 // validateSchedule checks sc and fills in its defaults.
 func validateSchedule(op string, sc *store.Schedule) error {
 	sc.Name = strings.TrimSpace(sc.Name)
@@ -205,8 +236,8 @@ func validateSchedule(op string, sc *store.Schedule) error {
 		return baton.Errorf(baton.Invalid, op, "a schedule needs a cron expression or an interval (every)")
 	case sc.Every != 0 && sc.Every < time.Second:
 		return baton.Errorf(baton.Invalid, op, "every %v is shorter than the smallest interval, 1s", sc.Every)
-	case sc.CatchUp < 0:
-		return baton.Errorf(baton.Invalid, op, "catch_up %d is negative", sc.CatchUp)
+	case sc.CatchUp < 0 || sc.CatchUp > MaxCatchUp:
+		return baton.Errorf(baton.Invalid, op, "catch_up %d is not from 0 to %d", sc.CatchUp, MaxCatchUp)
 	case len(sc.Input) > 0 && !json.Valid(sc.Input):
 		return baton.Errorf(baton.Invalid, op, "the input is not valid JSON")
 	}

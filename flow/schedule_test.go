@@ -811,3 +811,32 @@ func TestScheduleAdoptsRunOfLostSave(t *testing.T) {
 		t.Errorf("%d runs, want 2", got)
 	}
 }
+
+// Catch-up and the number of schedules are bounded: both are keyed by
+// outside input (the API's POST /v1/schedules), and each costs work on
+// every pass.
+func TestScheduleLimits(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	clock := newFakeClock("2026-03-01T10:00:00Z")
+	s, err := NewScheduler(SchedulerConfig{Store: st, Starter: runStarter{runs: st, now: clock.Now}, Now: clock.Now, MaxSchedules: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = s.Put(ctx, store.Schedule{Name: "greedy", Flow: "batch", Every: time.Second, CatchUp: MaxCatchUp + 1})
+	if baton.ErrorCode(err) != baton.Invalid || !strings.Contains(err.Error(), "catch_up") {
+		t.Errorf("catch_up %d: %v, want Invalid naming catch_up", MaxCatchUp+1, err)
+	}
+	put(t, s, store.Schedule{Name: "a", Flow: "batch", Every: time.Minute, CatchUp: MaxCatchUp})
+	put(t, s, store.Schedule{Name: "b", Flow: "batch", Every: time.Minute})
+	_, err = s.Put(ctx, store.Schedule{Name: "c", Flow: "batch", Every: time.Minute})
+	if baton.ErrorCode(err) != baton.Conflict || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("a third schedule over a limit of 2: %v, want Conflict naming the limit", err)
+	}
+	// Replacing one that exists is no new schedule.
+	put(t, s, store.Schedule{Name: "b", Flow: "batch", Every: 2 * time.Minute})
+	if all, _ := s.List(ctx); len(all) != 2 {
+		t.Errorf("%d schedules, want 2", len(all))
+	}
+}

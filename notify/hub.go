@@ -318,9 +318,11 @@ func (h *Hub) Stats() (sent, failed, dropped int64) {
 	return h.sent.Load(), h.failed.Load(), h.dropped.Load()
 }
 
-// Notify hands n to the subscribers and queues it for the webhooks that want
-// its kind; it does not wait for either. A zero n.Time is set to now.
+// Notify hands n, trimmed (flow.Notification.Trim), to the subscribers and
+// queues it for the webhooks that want its kind; it does not wait for
+// either. A zero n.Time is set to now.
 func (h *Hub) Notify(ctx context.Context, n flow.Notification) {
+	n = n.Trim() // a refused 1 MiB start is not sent whole to every subscriber
 	if n.Time.IsZero() {
 		n.Time = time.Now().UTC()
 	}

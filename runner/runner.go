@@ -77,9 +77,14 @@ type Config struct {
 	// and /stats, and the API (/v1/..., docs/api.md) over these flows and
 	// the journal. Beyond loopback it needs Tokens.
 	Addr string
-	// Tokens are the bearer tokens the API accepts; none means loopback
-	// only.
+	// Tokens are the bearer tokens the API accepts, with the admin scope;
+	// none (and no ScopedTokens) means loopback only.
 	Tokens []string
+	// ScopedTokens are more tokens, each with its scope (api.Config).
+	ScopedTokens []api.Token
+	// Hosts are the names the API may be reached by beside loopback and
+	// its address (api.Config).
+	Hosts []string
 	// Notifier hears of finished runs, alerts and broken expectations
 	// (for instance a notify.Hub); nil for none.
 	Notifier flow.Notifier
@@ -201,7 +206,7 @@ func registerer(reg *prometheus.Registry) prometheus.Registerer {
 // server is the HTTP server of Config.Addr: the API, with /stats beside it.
 func (r *Runner) server() (*http.Server, error) {
 	apiCfg := api.Config{Store: r.cfg.Store, Transport: r.cfg.Transport, Publisher: r.rt, Tokens: r.cfg.Tokens,
-		Logger: r.cfg.Logger, Ready: r.isReady, TracerProvider: r.cfg.TracerProvider}
+		ScopedTokens: r.cfg.ScopedTokens, Hosts: r.cfg.Hosts, Logger: r.cfg.Logger, Ready: r.isReady, TracerProvider: r.cfg.TracerProvider}
 	if r.co != nil {
 		apiCfg.Coordinator, apiCfg.Scheduler = r.co, r.sched
 	}

@@ -367,6 +367,9 @@ func (b *Backend) PublishTo(ctx context.Context, group string, msgs ...bus.Messa
 	})
 }
 
+// maxRoutes bounds the types whose groups route caches.
+const maxRoutes = 4096
+
 func (b *Backend) route(typ string) []*group {
 	b.mu.RLock()
 	gs, ok := b.routes[typ]
@@ -382,7 +385,15 @@ func (b *Backend) route(typ string) []*group {
 			gs = append(gs, g)
 		}
 	}
-	b.routes[typ] = gs
+	// Publishers choose types, and each distinct one cached would stay in
+	// memory until the next Subscribe: a type no group takes is not
+	// cached, and a full cache starts again.
+	if len(gs) > 0 {
+		if len(b.routes) >= maxRoutes {
+			clear(b.routes)
+		}
+		b.routes[typ] = gs
+	}
 	return gs
 }
 

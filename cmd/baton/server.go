@@ -32,6 +32,11 @@ type serverConfig struct {
 	data          string
 	addr          string
 	tokens        []string
+	tokensFile    string
+	scoped        []api.Token
+	hosts         []string
+	maxStreams    int
+	streamsPer    int
 	flowFiles     []string
 	expectFiles   []string
 	routes        []string
@@ -76,12 +81,25 @@ only the flow: its steps go to baton worker processes), and --fail-rate
 makes some orders meet a fault, as in baton demo.
 
 The API listens on 127.0.0.1:7070 by default: loopback only. To listen on
-another interface, give a token (--token, or BATON_TOKEN): without one the
-server refuses to start. With tokens, every /v1 request needs
-"Authorization: Bearer TOKEN"; /healthz, /readyz and /metrics (Prometheus
-metrics, docs/observability.md) stay open. The server also serves the API, without a token, on the control socket DIR/baton.sock,
-which only this user may open: baton status, dlq, tail, run and schedule
-with --data DIR reach it there.
+another interface, give a token: without one the server refuses to start.
+With tokens, every /v1 request needs "Authorization: Bearer TOKEN";
+/healthz, /readyz and /metrics (Prometheus metrics, docs/observability.md)
+stay open. A token has a scope: read (look), write (also start, cancel and
+signal runs, publish events) or admin (also schedules and dead letters).
+--tokens-file FILE (or BATON_TOKENS) gives scoped tokens, one SCOPE:TOKEN
+each ("read:6f1c0d5e8a2b4f73..."), # comments allowed; --token (or
+BATON_TOKEN, comma-separated) gives admin tokens, but any user of this
+machine sees command-line flags (ps): prefer the file or the environment.
+A token is at least 16 bytes (openssl rand -hex 16 makes one); docs/security.md
+says more. The server also serves the API, without a token, on the
+control socket DIR/baton.sock, which only this user may open: baton status,
+dlq, tail, run and schedule with --data DIR reach it there.
+
+The API answers only requests whose Host header names it: a loopback name
+or address, the address it was reached on, or an --allow-host NAME (give
+the names a server beyond loopback is reached by). It refuses writes from
+other origins' web pages and bodies that are not JSON. --max-streams and
+--max-streams-per-token bound the event streams and long polls held open.
 
 Webhooks get run.completed, run.failed, dead_letter, expectation.broken and
 expectation.cleared notifications as JSON POSTs signed with HMAC-SHA256
@@ -125,6 +143,7 @@ with --server.`,
 		"baton server --demo",
 		"baton server --demo --data ./baton-data --fail-rate 0.1",
 		"baton server --addr 0.0.0.0:7070 --token $(cat token.txt)",
+		"baton server --addr 0.0.0.0:7070 --tokens-file /etc/baton/tokens --allow-host baton.example.com",
 		"baton server --webhook https://hooks.example.com/baton --webhook-secret s3cret",
 		"baton server --flows flows.yaml --expect expectations.yaml",
 		"baton server --demo --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
@@ -133,7 +152,11 @@ with --server.`,
 	cfg := serverConfig{services: true}
 	f.StringVar(&cfg.data, "data", "baton-data", "keep the data in `DIR` (created if missing)")
 	f.StringVar(&cfg.addr, "addr", api.DefaultAddr, "serve the HTTP API on `HOST:PORT`")
-	f.Var(listFlag{&cfg.tokens}, "token", "accept the bearer `TOKEN` (repeat for several; default: BATON_TOKEN, comma-separated; none: loopback only)")
+	f.Var(listFlag{&cfg.tokens}, "token", "accept the bearer `TOKEN`, with the admin scope (repeat for several; default: BATON_TOKEN, comma-separated; none: loopback only); ps shows it: prefer --tokens-file")
+	f.StringVar(&cfg.tokensFile, "tokens-file", "", "accept the scoped tokens in `FILE`, one SCOPE:TOKEN per line, scope read, write or admin, # comments (default: BATON_TOKENS, the same entries)")
+	f.Var(listFlag{&cfg.hosts}, "allow-host", "answer requests whose Host header is `NAME`, beside loopback names and the address reached (repeatable) (default none)")
+	f.IntVar(&cfg.maxStreams, "max-streams", api.DefaultMaxStreams, "hold at most `N` event streams and long polls open at once")
+	f.IntVar(&cfg.streamsPer, "max-streams-per-token", api.DefaultMaxStreamsPerToken, "hold at most `N` event streams and long polls open per token")
 	f.Var(listFlag{&cfg.flowFiles}, "flows", "also run the flows defined in `FILE` (YAML or JSON; repeatable) (default none)")
 	f.Var(listFlag{&cfg.expectFiles}, "expect", "also watch the expectations declared in `FILE` (YAML or JSON; repeatable) (default none)")
 	f.Var(listFlag{&cfg.routes}, "route", "send steps of event type TYPE to the consumer group GROUP, as `TYPE=GROUP` (repeatable) (default none)")
@@ -177,11 +200,42 @@ with --server.`,
 		if t == "" {
 			return usagef("server: --token: an empty token would let anyone in")
 		}
+		if len(t) < api.MinTokenLength {
+			return usagef("server: --token: a token of %d bytes is too short: give at least %d (openssl rand -hex 16 makes one)", len(t), api.MinTokenLength)
+		}
 	}
-	if !api.Loopback(cfg.addr) && len(cfg.tokens) == 0 {
-		return usagef("server: --addr %s is not loopback, and no token is set: set --token (or %s), or listen on 127.0.0.1", cfg.addr, envToken)
+	var err error
+	if cfg.scoped, err = scopedTokens(e, cfg.tokensFile); err != nil {
+		return err
+	}
+	if cfg.maxStreams < 1 || cfg.streamsPer < 1 {
+		return usagef("server: --max-streams and --max-streams-per-token: give a number from 1")
+	}
+	if !api.Loopback(cfg.addr) && len(cfg.tokens) == 0 && len(cfg.scoped) == 0 {
+		return usagef("server: --addr %s is not loopback, and no token is set: set --tokens-file (or %s) or --token (or %s), or listen on 127.0.0.1", cfg.addr, envTokens, envToken)
 	}
 	return serve(ctx, e, cfg)
+}
+
+// scopedTokens reads the scoped tokens of --tokens-file, else of
+// BATON_TOKENS.
+func scopedTokens(e *env, file string) ([]api.Token, error) {
+	text, from := e.env(envTokens), envTokens
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usagef("server: --tokens-file: %v", err)
+		}
+		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(e.stderr, "warning: --tokens-file %s may be read by other users (mode %v): chmod 600 it\n", file, fi.Mode().Perm())
+		}
+		text, from = string(b), "--tokens-file "+file
+	}
+	tokens, err := api.ParseTokens(text)
+	if err != nil {
+		return nil, usagef("server: %s: %v", from, err)
+	}
+	return tokens, nil
 }
 
 // routeServices turns --route TYPE=GROUP flags into services the
@@ -292,7 +346,8 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 
 	var ready atomic.Bool
 	apiCfg := api.Config{Store: st, Transport: tp, Coordinator: rn.Coordinator(), Scheduler: rn.Scheduler(), Publisher: rn, Hub: hub,
-		Tokens: cfg.tokens, Logger: log, TracerProvider: tracer,
+		Tokens: cfg.tokens, ScopedTokens: cfg.scoped, Hosts: cfg.hosts, MaxStreams: cfg.maxStreams, MaxStreamsPerToken: cfg.streamsPer,
+		Logger: log, TracerProvider: tracer,
 		Ready: func(context.Context) error {
 			if !ready.Load() {
 				return errors.New("the coordinator is starting or stopping")
@@ -320,7 +375,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	var ctl *control
 	if isEmbedded {
 		socketCfg := apiCfg
-		socketCfg.Tokens = nil
+		socketCfg.Tokens, socketCfg.ScopedTokens = nil, nil
 		socketAPI, err := api.New(socketCfg)
 		if err != nil {
 			return err
@@ -398,8 +453,8 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 
 	scheme := "http://" + ln.Addr().String()
 	auth := "no token: loopback only"
-	if len(cfg.tokens) > 0 {
-		auth = fmt.Sprintf("%d token(s) required", len(cfg.tokens))
+	if n := len(cfg.tokens) + len(cfg.scoped); n > 0 {
+		auth = fmt.Sprintf("%d token(s) required", n)
 	}
 	names := make([]string, len(flows))
 	for i, fl := range flows {

@@ -20,6 +20,7 @@ const defaultServer = "http://" + api.DefaultAddr
 const (
 	envServer        = "BATON_SERVER"
 	envToken         = "BATON_TOKEN"
+	envTokens        = "BATON_TOKENS"
 	envWebhookSecret = "BATON_WEBHOOK_SECRET"
 )
 
