@@ -33,11 +33,17 @@ type ReplayStore interface {
 // A step command of a flow run that has ended (completed, failed or
 // cancelled) is refused with a baton.Conflict error and kept: performing the
 // step now would charge a customer, say, for a run that no longer waits for
-// the result and will never compensate it.
+// the result and will never compensate it. So is a dead letter whose body
+// the store cut (store.Retention.DeadBody): it would deliver another message.
 func Replay(ctx context.Context, t Transport, s ReplayStore, id string) error {
 	d, err := s.Dead(ctx, id)
 	if err != nil {
 		return err
+	}
+	if d.Truncated {
+		return baton.Errorf(baton.Conflict, "replay dead letter "+id,
+			"the store kept only the first %d of its %d bytes (dead-letter bodies are bounded), so a replay would deliver another message: read it with baton dlq show %s, publish the event again from its source, and drop it with baton dlq drop %s",
+			len(d.Body), d.Size, id, id)
 	}
 	if err := refuseEndedStep(ctx, s, d); err != nil {
 		return err

@@ -52,6 +52,9 @@ func TestStore(t *testing.T, f Features, open func(t *testing.T) store.Store) {
 		{"ScheduleSaveRace", testScheduleSaveRace},
 		{"ScheduleList", testScheduleList},
 		{"ScheduleDelete", testScheduleDelete},
+		{"Retention", testRetention},
+		{"RetentionDeadCap", testRetentionDeadCap},
+		{"DeadBodyBound", testDeadBodyBound},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -504,6 +507,9 @@ func deadDiff(want, got store.DeadLetter) string {
 	}
 	if !maps.Equal(got.Meta, want.Meta) {
 		add("Meta", got.Meta, want.Meta)
+	}
+	if got.Truncated != want.Truncated || got.Size != want.Size {
+		add("Truncated, Size", fmt.Sprint(got.Truncated, ", ", got.Size), fmt.Sprint(want.Truncated, ", ", want.Size))
 	}
 	return strings.Join(d, "; ")
 }

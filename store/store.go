@@ -144,6 +144,11 @@ type DeadLetter struct {
 	// again with the body, so that a step's command still answers its
 	// coordinator.
 	Meta map[string]string `json:"meta,omitempty"`
+	// Truncated says the store kept only the first bytes of the body
+	// (Retention.DeadBody) of Size bytes: such a dead letter can be read
+	// but not replayed.
+	Truncated bool `json:"truncated,omitempty"`
+	Size      int  `json:"size,omitempty"`
 }
 
 // DeadLetters is the dead-letter queue of every group.

@@ -56,6 +56,9 @@ type Config struct {
 	// reads of the data directory (a backlog waiting on disk, the journal,
 	// runs) find without going to the disk.
 	CacheSize int64
+	// Retention bounds the journal, the ended runs and the dead letters
+	// (zero: store.Retention's defaults); they are swept in the background.
+	Retention store.Retention
 	// Logger receives background errors (default: discarded).
 	Logger *slog.Logger
 }
@@ -99,6 +102,7 @@ type Backend struct {
 
 	retryWake chan struct{}
 	now       func() time.Time
+	sweeps    *store.Sweeps
 
 	// failure is set, once, when a write or an fsync of the data directory
 	// failed (see fail); stopped is closed then or by Close.
@@ -160,6 +164,7 @@ func openOn(cfg Config, fs vfs.FS) (*Backend, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Retention = cfg.Retention.WithDefaults()
 	opts := &pebble.Options{
 		MemTableSize:                uint64(cfg.MemTableSize),
 		MemTableStopWritesThreshold: 4,
@@ -215,11 +220,16 @@ func openOn(cfg Config, fs vfs.FS) (*Backend, error) {
 		return nil, err
 	}
 	b.horizon.Store(last)
+	b.sweeps = store.NewSweeps("embedded", cfg.Logger, b.Sweep)
 	go b.runWriter(last)
 	go b.runSyncer()
-	b.bg.Add(2)
+	b.bg.Add(3)
 	go b.runRetries()
 	go b.runSweeper()
+	go func() {
+		defer b.bg.Done()
+		b.sweeps.Run(b.closing, func(err error) bool { return errors.Is(err, errClosed) })
+	}()
 	return b, nil
 }
 
@@ -469,7 +479,7 @@ func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
 	}
 	var dead []byte
 	if c.Dead != nil {
-		if dead, err = encodeDead(*c.Dead, b.now()); err != nil {
+		if dead, err = b.encodeDead(*c.Dead); err != nil {
 			return err
 		}
 	}

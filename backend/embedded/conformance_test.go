@@ -10,7 +10,8 @@ import (
 )
 
 func openEmbedded(t *testing.T) *embedded.Backend {
-	b, err := embedded.Open(embedded.Config{Memory: true})
+	// A small dead-letter cap, so that the suite can fill it.
+	b, err := embedded.Open(embedded.Config{Memory: true, Retention: store.Retention{DeadCap: 20}})
 	if err != nil {
 		t.Fatalf("open embedded backend in memory: %v", err)
 	}

@@ -313,19 +313,21 @@ func (b *Backend) Since(ctx context.Context, after uint64, limit int) ([]store.E
 
 // AddDead stores a dead letter, assigning its ID.
 func (b *Backend) AddDead(ctx context.Context, d store.DeadLetter) error {
-	v, err := encodeDead(d, b.now())
+	v, err := b.encodeDead(d)
 	if err != nil {
 		return err
 	}
 	return b.write(func(r *round) error { return r.set(seqKey(kindDead, r.nextSeq()), v) })
 }
 
-// encodeDead encodes d without its ID, which is its key's sequence number.
-func encodeDead(d store.DeadLetter, now time.Time) ([]byte, error) {
+// encodeDead encodes d without its ID, which is its key's sequence number,
+// and with its body bounded.
+func (b *Backend) encodeDead(d store.DeadLetter) ([]byte, error) {
 	d.ID = ""
 	if d.Time.IsZero() {
-		d.Time = now
+		d.Time = b.now()
 	}
+	b.cfg.Retention.Bound(&d)
 	v, err := json.Marshal(d)
 	if err != nil {
 		return nil, baton.Errorf(baton.Invalid, "dead letter", "encode: %w", err)

@@ -59,6 +59,9 @@ type Config struct {
 	Schema         string        // the schema holding the tables; default "baton"
 	InboxRetention time.Duration // how long inbox marks are kept; default 24h
 	Logger         *slog.Logger  // default slog.Default()
+	// Retention bounds the journal, the ended runs and the dead letters
+	// (zero: store.Retention's defaults); they are swept in the background.
+	Retention store.Retention
 }
 
 // Store is a store.Store on PostgreSQL. It also implements store.Expirer
@@ -67,6 +70,8 @@ type Store struct {
 	pool    *pgxpool.Pool
 	cfg     Config
 	q       queries
+	rq      retentionQueries
+	sweeps  *store.Sweeps
 	lockJ   int64 // the advisory lock that orders journal appends
 	done    chan struct{}
 	appends chan *appendReq
@@ -103,6 +108,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Retention = cfg.Retention.WithDefaults()
 	where := redact(cfg.URL)
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
@@ -120,6 +126,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool:    pool,
 		cfg:     cfg,
 		q:       newQueries(pgx.Identifier{cfg.Schema}.Sanitize()),
+		rq:      newRetentionQueries(pgx.Identifier{cfg.Schema}.Sanitize()),
 		lockJ:   lockKey("journal", cfg.Schema),
 		done:    make(chan struct{}),
 		appends: make(chan *appendReq, 256),
@@ -131,10 +138,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	reads, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.bg.Add(3)
+	s.sweeps = store.NewSweeps("pgstore", cfg.Logger, s.Sweep)
+	s.bg.Add(4)
 	go s.sweep()
 	go s.writeJournal()
 	go s.readInbox(reads)
+	go func() {
+		defer s.bg.Done()
+		s.sweeps.Run(s.done, s.closing)
+	}()
 	return s, nil
 }
 
@@ -357,10 +369,10 @@ func newQueries(schema string) queries {
 		history: `SELECT seq, entry FROM {s}.journal WHERE correlation_id = $1 ORDER BY seq`,
 		since:   `SELECT seq, entry FROM {s}.journal WHERE seq > $1 ORDER BY seq LIMIT $2`,
 
-		addDead: `INSERT INTO {s}.dead_letters (grp, type, event_id, correlation_id, attempts, reason, at, body, meta)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		dead:     `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body, meta FROM {s}.dead_letters WHERE id = $1`,
-		listDead: `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body, meta FROM {s}.dead_letters WHERE id > $1 ORDER BY id LIMIT $2`,
+		addDead: `INSERT INTO {s}.dead_letters (grp, type, event_id, correlation_id, attempts, reason, at, body, meta, truncated, size)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		dead:     `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body, meta, truncated, size FROM {s}.dead_letters WHERE id = $1`,
+		listDead: `SELECT id, grp, type, event_id, correlation_id, attempts, reason, at, body, meta, truncated, size FROM {s}.dead_letters WHERE id > $1 ORDER BY id LIMIT $2`,
 		dropDead: `DELETE FROM {s}.dead_letters WHERE id = $1`,
 
 		createRun: `WITH ins AS (

@@ -101,7 +101,8 @@ func openSchema(t testing.TB) (st *pgstore.Store, url, schema string) {
 	url = needServer(t)
 	schema = uniqueSchema(t)
 	dropSchema(t, url, schema)
-	st, err := pgstore.Open(t.Context(), pgstore.Config{URL: url, Schema: schema, Logger: quiet})
+	// A small dead-letter cap, so that the suite can fill it.
+	st, err := pgstore.Open(t.Context(), pgstore.Config{URL: url, Schema: schema, Logger: quiet, Retention: store.Retention{DeadCap: 20}})
 	if err != nil {
 		t.Fatalf("open store in schema %s: %v", schema, err)
 	}

@@ -319,6 +319,7 @@ func (s *Store) AddDead(ctx context.Context, d store.DeadLetter) error {
 	if d.Time.IsZero() {
 		d.Time = time.Now()
 	}
+	s.cfg.Retention.Bound(&d)
 	body := d.Body
 	if body == nil {
 		body = []byte{}
@@ -328,7 +329,7 @@ func (s *Store) AddDead(ctx context.Context, d store.DeadLetter) error {
 		meta, _ = json.Marshal(d.Meta)
 	}
 	_, err := s.pool.Exec(ctx, s.q.addDead, clean(d.Group), clean(d.Type), clean(d.EventID), clean(d.CorrelationID),
-		d.Attempts, clean(d.Reason), d.Time, body, meta)
+		d.Attempts, clean(d.Reason), d.Time, body, meta, d.Truncated, d.Size)
 	if err != nil {
 		return s.fail("dead letter", err)
 	}
@@ -339,7 +340,7 @@ func scanDead(row pgx.CollectableRow) (store.DeadLetter, error) {
 	var d store.DeadLetter
 	var id int64
 	var meta []byte
-	err := row.Scan(&id, &d.Group, &d.Type, &d.EventID, &d.CorrelationID, &d.Attempts, &d.Reason, &d.Time, &d.Body, &meta)
+	err := row.Scan(&id, &d.Group, &d.Type, &d.EventID, &d.CorrelationID, &d.Attempts, &d.Reason, &d.Time, &d.Body, &meta, &d.Truncated, &d.Size)
 	d.ID = formatID(id)
 	if err == nil && meta != nil {
 		err = json.Unmarshal(meta, &d.Meta)

@@ -30,6 +30,9 @@ type Config struct {
 	Prefix         string        // of every key; default "baton:"
 	InboxRetention time.Duration // how long inbox marks are kept; default 24h
 	Logger         *slog.Logger  // default: discard
+	// Retention bounds the journal, the ended runs and the dead letters
+	// (zero: store.Retention's defaults); they are swept in the background.
+	Retention store.Retention
 }
 
 // Store is a store.Store, store.Expirer and store.Outbox on Redis.
@@ -52,6 +55,7 @@ type Store struct {
 	bg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+	sweeps    *store.Sweeps
 }
 
 // keys are the fixed key names, and the prefixes of the others.
@@ -109,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	cfg.Retention = cfg.Retention.WithDefaults()
 	rdb := redis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
@@ -123,9 +128,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{client: rdb, rdb: ap, cfg: cfg, k: newKeys(cfg.Prefix),
 		done: make(chan struct{}), settles: make(chan *settleReq, maxSettleBatch),
 		seens: make(chan *seenReq, maxSeenBatch)}
-	s.bg.Add(2)
+	s.sweeps = store.NewSweeps("redisstore", cfg.Logger, s.Sweep)
+	s.bg.Add(3)
 	go s.settle()
 	go s.readInbox()
+	go func() {
+		defer s.bg.Done()
+		s.sweeps.Run(s.done, s.closing)
+	}()
 	return s, nil
 }
 

@@ -46,7 +46,9 @@ func openPrefixed(t testing.TB) (*redisstore.Store, string) {
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s, err = redisstore.Open(ctx, redisstore.Config{URL: redisURL(), Prefix: prefix, InboxRetention: time.Hour})
+		// A small dead-letter cap, so that the suite can fill it.
+		s, err = redisstore.Open(ctx, redisstore.Config{URL: redisURL(), Prefix: prefix, InboxRetention: time.Hour,
+			Retention: store.Retention{DeadCap: 20}})
 	}
 	if err != nil {
 		msg := fmt.Sprintf("Redis is not available (%v); start it with: %s (or set BATON_REDIS_URL)", err, startRedis)

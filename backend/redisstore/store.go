@@ -301,6 +301,7 @@ func (s *Store) AddDead(ctx context.Context, d store.DeadLetter) error {
 	if d.Time.IsZero() {
 		d.Time = time.Now().UTC()
 	}
+	s.cfg.Retention.Bound(&d)
 	v, err := json.Marshal(d)
 	if err != nil {
 		return baton.Errorf(baton.Invalid, "dead letter", "encode: %w", err)

@@ -181,6 +181,12 @@ JSON (a CloudEvents envelope, as Baton writes them), as received otherwise.`,
 	if err := table(e.stdout, rows); err != nil {
 		return err
 	}
+	if d.Truncated {
+		// Cut by the store: what is left is not the message, and a replay
+		// is refused.
+		fmt.Fprintf(e.stdout, "body (truncated: the first %d of %d bytes; it cannot be replayed):\n%s\n", len(d.Body), d.Size, d.Body)
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "body (%d bytes):\n%s\n", len(d.Body), body(d.Body))
 	return nil
 }
@@ -225,7 +231,9 @@ cancelled) is not replayed: performing the step would change nothing in the
 run, which would neither use its result nor compensate it (a failed order's
 customer would be charged and never refunded). Such a dead letter is kept and
 reported as refused; drop it, and start a new run under a new key to try
-again. Refusals alone do not make the command fail; any other failure does.
+again. So is a dead letter whose body the store cut to its bound (dlq show
+says "truncated"): it would deliver another message. Refusals alone do not
+make the command fail; any other failure does.
 
 On a running baton demo's directory the running services handle it at once;
 on an idle one it waits in the group's queue for the next run.`,

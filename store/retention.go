@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Retention says how long a store keeps what only grows: the journal (with
+// its index by correlation id), the runs that have ended (with their index
+// by business key) and the dead letters. The zero value of each field means
+// its default; a negative value turns that bound off (kept forever, no cap,
+// whole bodies).
+type Retention struct {
+	// Age is how long journal entries, ended runs (counted from their
+	// last update: when they ended) and dead letters are kept (default
+	// DefaultAge). A run that is pending, running or compensating is kept
+	// however old it is.
+	Age time.Duration
+	// DeadCap is the most dead letters kept (default DefaultDeadCap): a
+	// sweep drops the oldest beyond it.
+	DeadCap int
+	// DeadBody is the most bytes of a dead letter's body kept (default
+	// DefaultDeadBody): a longer body is cut to it when it is stored, and
+	// the dead letter says so (DeadLetter.Truncated).
+	DeadBody int
+}
+
+// The defaults of a Retention's zero fields.
+const (
+	// DefaultAge, 30 days, covers a monthly review and most disputes
+	// while bounding the journal to a month of traffic.
+	DefaultAge = 30 * 24 * time.Hour
+	// DefaultDeadCap, 100,000 dead letters, is far more than anyone reads
+	// and, at the body bound, at most about 25 GiB.
+	DefaultDeadCap = 100_000
+	// DefaultDeadBody, 256 KiB, keeps every event Baton accepts whole (the
+	// API refuses bodies over 1 MiB, brokers rarely carry more) while a
+	// storm of oversized messages cannot fill the store.
+	DefaultDeadBody = 256 << 10
+)
+
+// SweepEvery is how often a store applies its Retention in the background,
+// starting when it is opened.
+const SweepEvery = 10 * time.Minute
+
+// WithDefaults returns r with its zero fields set to their defaults.
+func (r Retention) WithDefaults() Retention {
+	if r.Age == 0 {
+		r.Age = DefaultAge
+	}
+	if r.DeadCap == 0 {
+		r.DeadCap = DefaultDeadCap
+	}
+	if r.DeadBody == 0 {
+		r.DeadBody = DefaultDeadBody
+	}
+	return r
+}
+
+// Cutoff is the time before which data is old at now, and whether the age
+// bound is on.
+func (r Retention) Cutoff(now time.Time) (time.Time, bool) {
+	if r.Age < 0 {
+		return time.Time{}, false
+	}
+	return now.Add(-r.Age), true
+}
+
+// Bound cuts d's body to r.DeadBody bytes when it is longer, recording its
+// size as received; a store calls it on every dead letter it adds.
+func (r Retention) Bound(d *DeadLetter) {
+	if r.DeadBody < 0 || len(d.Body) <= r.DeadBody {
+		return
+	}
+	d.Size = len(d.Body)
+	d.Truncated = true
+	d.Body = d.Body[:r.DeadBody:r.DeadBody]
+}
+
+// Swept counts what sweeps removed.
+type Swept struct {
+	Journal     int // journal entries older than the age
+	Runs        int // ended runs older than the age
+	Dead        int // dead letters older than the age
+	DeadOverCap int // dead letters dropped, oldest first, beyond the cap
+}
+
+// Add adds the counts of o to s.
+func (s *Swept) Add(o Swept) {
+	s.Journal += o.Journal
+	s.Runs += o.Runs
+	s.Dead += o.Dead
+	s.DeadOverCap += o.DeadOverCap
+}
+
+// Sweeper is implemented by stores that apply a Retention: in the
+// background every SweepEvery, and on request, so that retention can be
+// tested and forced.
+type Sweeper interface {
+	// Retention is the store's, defaults applied.
+	Retention() Retention
+	// Sweep removes what is older than the retention at now, and the dead
+	// letters beyond the cap, and says how many of each it removed.
+	// The journal and the dead letters are swept oldest first, up to the
+	// first entry that is not old: they are written in time order.
+	Sweep(ctx context.Context, now time.Time) (Swept, error)
+	// Swept is what every sweep since the store was opened removed.
+	Swept() Swept
+}
+
+// Sweeps runs a store's sweeps in the background and adds up what they
+// removed. The zero value is not ready: use NewSweeps.
+type Sweeps struct {
+	sweep func(ctx context.Context, now time.Time) (Swept, error)
+	log   *slog.Logger
+	name  string
+
+	mu    sync.Mutex
+	total Swept
+}
+
+// NewSweeps returns the sweeps of the store called name (for the log),
+// each done by sweep.
+func NewSweeps(name string, log *slog.Logger, sweep func(ctx context.Context, now time.Time) (Swept, error)) *Sweeps {
+	return &Sweeps{sweep: sweep, log: log, name: name}
+}
+
+// Count adds what one sweep removed to the total; a store's Sweep calls it.
+func (s *Sweeps) Count(o Swept) {
+	s.mu.Lock()
+	s.total.Add(o)
+	s.mu.Unlock()
+}
+
+// Total is what the sweeps counted so far.
+func (s *Sweeps) Total() Swept {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// Run sweeps at once, then every SweepEvery, until stop is closed; each
+// sweep is cancelled when stop closes. What a sweep removed is logged at
+// info (the dead letters over the cap at warn: they were not read), and a
+// failure at error; a store that is closing (closed reports it) is not a
+// failure.
+func (s *Sweeps) Run(stop <-chan struct{}, closed func(error) bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(SweepEvery)
+	defer t.Stop()
+	for {
+		got, err := s.sweep(ctx, time.Now())
+		switch {
+		case err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled) || closed(err)):
+			return
+		case err != nil:
+			s.log.Error(s.name+": retention sweep failed; it is tried again later", "err", err, "every", SweepEvery)
+		}
+		if got.DeadOverCap > 0 {
+			s.log.Warn(s.name+": dead letters over the cap dropped, oldest first", "dropped", got.DeadOverCap)
+		}
+		if got != (Swept{}) {
+			s.log.Info(s.name+": retention sweep", "journal", got.Journal, "runs", got.Runs, "dead_letters", got.Dead, "dead_letters_over_cap", got.DeadOverCap)
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
