@@ -98,6 +98,10 @@ type Backend struct {
 
 	retryWake chan struct{}
 	now       func() time.Time
+
+	// deliveries serializes the webhook outbox's claims and settlements
+	// (webhooks.go).
+	deliveries sync.Mutex
 }
 
 var (
@@ -107,6 +111,7 @@ var (
 	_ store.Store        = (*Backend)(nil)
 	_ store.Expirer      = (*Backend)(nil)
 	_ bus.GroupPublisher = (*Backend)(nil)
+	_ store.Deliveries   = (*Backend)(nil)
 )
 
 var errClosed = baton.Errorf(baton.Unavailable, "embedded", "backend is closed")
