@@ -110,6 +110,10 @@ type Backend struct {
 	failOnce sync.Once
 	stopped  chan struct{}
 	stop     sync.Once
+
+	// deliveries serializes the webhook outbox's claims and settlements
+	// (webhooks.go).
+	deliveries sync.Mutex
 }
 
 var (
@@ -119,6 +123,7 @@ var (
 	_ store.Store        = (*Backend)(nil)
 	_ store.Expirer      = (*Backend)(nil)
 	_ bus.GroupPublisher = (*Backend)(nil)
+	_ store.Deliveries   = (*Backend)(nil)
 )
 
 var errClosed = baton.Errorf(baton.Unavailable, "embedded", "backend is closed")

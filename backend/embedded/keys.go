@@ -27,6 +27,8 @@ import (
 //	C<created><run id>         the runs by creation time
 //	F<flow>\x00<created><id>    the runs of one flow by creation time
 //	H<name>                    a schedule -> JSON
+//	w<delivery id>             a webhook delivery -> JSON (webhooks.go)
+//	v<webhook>\x00<next><id>    the deliveries of a webhook by next attempt
 const (
 	kindMeta    = 'm'
 	kindGroup   = 'g'

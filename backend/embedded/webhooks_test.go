@@ -1,0 +1,12 @@
+package embedded_test
+
+import (
+	"testing"
+
+	"github.com/batonhq/baton/conformance"
+	"github.com/batonhq/baton/store"
+)
+
+func TestEmbeddedDeliveries(t *testing.T) {
+	conformance.TestDeliveries(t, func(t *testing.T) store.Deliveries { return openEmbedded(t) })
+}
