@@ -9,8 +9,13 @@ import (
 	"github.com/batonhq/baton"
 )
 
-// authenticate requires a configured bearer token on every path but the
-// health checks.
+// SessionCookie is the cookie in which the dashboard (package ui) keeps the
+// token a user logged in with; the API accepts it as it accepts the
+// bearer header.
+const SessionCookie = "baton_session"
+
+// authenticate requires a configured token, in the bearer header or the
+// dashboard's session cookie, on every path but the health checks.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	if len(h.tokens) == 0 {
 		return next
@@ -20,8 +25,7 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		token = strings.TrimSpace(token)
+		scheme, token := bearer(r)
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
 			writeError(w, baton.Errorf(Unauthorized, r.Method+" "+r.URL.Path, `a token is required: send "Authorization: Bearer <token>"`))
@@ -34,6 +38,19 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer returns the scheme and token of the Authorization header or, when
+// there is none, the token of the session cookie as a bearer token.
+func bearer(r *http.Request) (scheme, token string) {
+	if hdr := r.Header.Get("Authorization"); hdr != "" {
+		scheme, token, _ = strings.Cut(hdr, " ")
+		return scheme, strings.TrimSpace(token)
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return "Bearer", c.Value
+	}
+	return "", ""
 }
 
 // known compares token with every configured token in constant time:
