@@ -14,6 +14,7 @@ import (
 // graph is a drawing for an SVG: boxes and arrows placed by a simple
 // layered layout (a flow top to bottom, the map left to right).
 type graph struct {
+	Label         string // what it shows, for those who cannot see it
 	Width, Height float64
 	Nodes         []node
 	Edges         []edge
@@ -48,7 +49,7 @@ const (
 // each box shows its step's status and attempts, and the steps under way
 // are current.
 func flowGraph(f flow.Flow, steps map[string]*store.StepState) *graph {
-	b := &flowLayout{g: &graph{}, steps: steps}
+	b := &flowLayout{g: &graph{Label: fmt.Sprintf("The steps of flow %s v%d", f.Name, f.Version)}, steps: steps}
 	w := seqWidth(f.Steps)
 	_, rows := b.seq(f.Steps, "", 0, w, 0, -1)
 	if len(f.OnFailure) > 0 {
@@ -69,8 +70,8 @@ type flowLayout struct {
 	steps map[string]*store.StepState
 }
 
-// width is how many columns a step takes.
-func stepWidth(s flow.Step) int {
+// mainWidth is how many columns a step takes, its compensation aside.
+func mainWidth(s flow.Step) int {
 	w := 1
 	switch {
 	case s.Parallel != nil:
@@ -84,18 +85,20 @@ func stepWidth(s flow.Step) int {
 			w += seqWidth(br.Steps)
 		}
 	}
-	if s.Compensate != nil {
-		w++
-	}
 	return max(w, 1)
 }
 
+// seqWidth is how many columns a sequence takes: its widest step, and one
+// on the right for the compensations when any step has one.
 func seqWidth(steps []flow.Step) int {
-	w := 1
+	w, comp := 1, 0
 	for _, s := range steps {
-		w = max(w, stepWidth(s))
+		w = max(w, mainWidth(s))
+		if s.Compensate != nil {
+			comp = 1
+		}
 	}
-	return w
+	return w + comp
 }
 
 // node adds a box centred over columns col to col+w, in row, and returns
@@ -135,12 +138,12 @@ func (b *flowLayout) arrow(a, c int, class string) {
 // seq lays out steps from row down in columns col to col+w, joined to the
 // node prev (-1: none). It returns the last node and the next free row.
 func (b *flowLayout) seq(steps []flow.Step, prefix string, col, w, row, prev int) (last, next int) {
+	main := w
+	if slices.ContainsFunc(steps, func(s flow.Step) bool { return s.Compensate != nil }) {
+		main = w - 1
+	}
 	for _, s := range steps {
 		path := prefix + s.Name
-		main := w
-		if s.Compensate != nil {
-			main = w - 1
-		}
 		n := b.node(col, row, main, s.Name, path, "step", kind(s))
 		b.arrow(prev, n, "")
 		if s.Compensate != nil {
@@ -212,8 +215,8 @@ func kind(s flow.Step) string {
 
 // The map's grid.
 const (
-	mapColW, mapRowH = 260.0, 64.0
-	mapBoxW, mapBoxH = 210.0, 40.0
+	mapColW, mapRowH = 230.0, 60.0
+	mapBoxW, mapBoxH = 190.0, 40.0
 )
 
 // mapGraph draws the traffic map left to right: who publishes, the types,
@@ -278,7 +281,7 @@ func mapGraph(m traffic.Map) *graph {
 			}
 		}
 	}
-	g := &graph{}
+	g := &graph{Label: fmt.Sprintf("The choreography map: %d edges between sources, event types and consumer groups", len(m.Edges))}
 	rows := map[int]int{}
 	index := map[key]int{}
 	for _, k := range order {

@@ -39,13 +39,25 @@ var windows = []string{"5m", "15m", "1h", "6h", "24h", "168h"}
 func window(r *http.Request, def time.Duration) (time.Duration, string, error) {
 	s := r.URL.Query().Get("window")
 	if s == "" {
-		return def, def.String(), nil
+		return def, short(def), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return 0, s, baton.Errorf(baton.Invalid, "window", "%q is not a positive duration such as 15m or 24h", s)
 	}
 	return d, s, nil
+}
+
+// short writes d as a window is usually written: 15m, 1h.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // overview
