@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -389,4 +392,40 @@ func (b *tab) shot(name string) chromedp.Action[chromedp.Void] {
 		}
 		return os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644)
 	})
+}
+
+var dashboardLine = regexp.MustCompile(`dashboard: (http://127\.0\.0\.1:\d+)/`)
+
+// baton demo --serve prints the dashboard's URL before it places orders,
+// and serves it, with the API beside it, until stopped.
+func TestDemoServesDashboard(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, &env{stdout: &out, stderr: &errOut}, []string{"demo", "--orders", "20", "--fail-rate", "0.3", "--serve", "--addr", "127.0.0.1:0"})
+	}()
+	waitFor(t, "the dashboard's URL", func() bool { return dashboardLine.MatchString(errOut.String()) }, done, &errOut)
+	url := dashboardLine.FindStringSubmatch(errOut.String())[1]
+	waitFor(t, "the orders to end", func() bool { return strings.Contains(errOut.String(), "serving "+url) }, done, &errOut)
+	for path, want := range map[string]string{"/": "Dead letters now", "/tx/o-000001": "order.placed.v1", "/v1/dead-letters": `"dead_letters"`} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, want 200 with %q in:\n%.500s", path, resp.StatusCode, want, body)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("demo ended with %d:\n%s", code, errOut.String())
+	}
+	if r := batonCmd(t, context.Background(), "demo", "--serve", "--addr", "0.0.0.0:0"); r.code != 2 || !strings.Contains(r.stderr, "is not loopback") {
+		t.Errorf("demo --serve beyond loopback: exit %d: %s", r.code, r.stderr)
+	}
 }
