@@ -34,8 +34,9 @@ func callerOf(ctx context.Context) caller {
 	return caller{scope: ScopeAdmin, token: -1}
 }
 
-// authenticate requires a configured bearer token on every path but the
-// health checks, and notes its scope for allow.
+// authenticate requires a configured token, in the bearer header or the
+// dashboard's session cookie, on every path but the health checks, and
+// notes its scope for allow.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	if len(h.tokens) == 0 {
 		return next
@@ -45,8 +46,7 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		token = strings.TrimSpace(token)
+		scheme, token := bearer(r)
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
 			writeError(w, baton.Errorf(Unauthorized, r.Method+" "+r.URL.Path, `a token is required: send "Authorization: Bearer <token>"`))
@@ -61,6 +61,24 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), callerKey{}, caller{scope: h.tokens[i].scope, token: i})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// SessionCookie is the cookie in which the dashboard (package ui) keeps the
+// token a user logged in with; the API accepts it as it accepts the
+// bearer header.
+const SessionCookie = "baton_session"
+
+// bearer returns the scheme and token of the Authorization header or, when
+// there is none, the token of the session cookie as a bearer token.
+func bearer(r *http.Request) (scheme, token string) {
+	if hdr := r.Header.Get("Authorization"); hdr != "" {
+		scheme, token, _ = strings.Cut(hdr, " ")
+		return scheme, strings.TrimSpace(token)
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return "Bearer", c.Value
+	}
+	return "", ""
 }
 
 // allow lets a request through when its token's scope is need or above.

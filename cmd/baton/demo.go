@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +27,7 @@ import (
 	expectation "github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/ui"
 )
 
 // demoConfig is what baton demo's flags set.
@@ -37,6 +39,7 @@ type demoConfig struct {
 	concurrency int
 	timeout     time.Duration
 	serve       bool
+	addr        string
 	style       string
 	backends    backendConfig
 }
@@ -102,7 +105,7 @@ that namespace first (as baton namespace delete does) and says so.`,
 		"baton demo --orders 10000 --fail-rate 0.2",
 		"baton demo --style orchestration --fail-rate 0.2",
 		"baton demo --data ./baton-data --keep --fail-rate 0.1   # then: baton dlq list --data ./baton-data",
-		"baton demo --data ./baton-data --serve                  # keep serving; replay dead letters live",
+		"baton demo --data ./baton-data --serve                  # keep serving; open the dashboard it prints",
 		"baton demo --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
 		"baton demo --style orchestration --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	var cfg demoConfig
@@ -112,7 +115,8 @@ that namespace first (as baton namespace delete does) and says so.`,
 	f.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directory and print where it is")
 	f.IntVar(&cfg.concurrency, "concurrency", 0, "events each service handles at once, `N` (default 0: the runtime's default, 32)")
 	f.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up when the orders have not all ended after `D`")
-	f.BoolVar(&cfg.serve, "serve", false, "after the orders end, keep the services and the control socket running until Ctrl-C")
+	f.BoolVar(&cfg.serve, "serve", false, "serve the dashboard and the API on --addr while the orders run, and after they end keep the services running until Ctrl-C")
+	f.StringVar(&cfg.addr, "addr", api.DefaultAddr, "with --serve, serve the dashboard and the API on `HOST:PORT` (loopback only)")
 	f.StringVar(&cfg.style, "style", styleChoreography, "how the services are coordinated: `STYLE` choreography or orchestration")
 	backends := f.backendFlags()
 	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
@@ -133,6 +137,8 @@ that namespace first (as baton namespace delete does) and says so.`,
 		return usagef("demo: --timeout %v: give a positive duration", cfg.timeout)
 	case cfg.style != styleChoreography && cfg.style != styleOrchestration:
 		return usagef("demo: --style %q: give choreography or orchestration", cfg.style)
+	case cfg.serve && !api.Loopback(cfg.addr):
+		return usagef("demo: --addr %s is not loopback: the demo serves without a token, so give 127.0.0.1:PORT (baton server takes --token)", cfg.addr)
 	}
 	return demo(ctx, e, cfg)
 }
@@ -267,6 +273,14 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		}
 	}
 
+	if cfg.serve {
+		stopDashboard, err := serveDashboard(e, &cfg, st, tp, co)
+		if err != nil {
+			return err
+		}
+		defer stopDashboard()
+	}
+
 	tr := newTracker(cfg.orders, ledger, st)
 	if err := tr.refresh(ctx); err != nil {
 		return err
@@ -372,11 +386,57 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 		}
 		return errSilent
 	}
-	if cfg.serve && ctl != nil {
-		fmt.Fprintf(e.stderr, "serving %s; the services keep running (replayed dead letters are handled); Ctrl-C to stop\n", ctl.path)
+	if cfg.serve {
+		where := "http://" + cfg.addr
+		if ctl != nil {
+			where += " and " + ctl.path
+		}
+		fmt.Fprintf(e.stderr, "serving %s; the services keep running (replayed dead letters are handled); Ctrl-C to stop\n", where)
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// serveDashboard serves the dashboard and the API of the demo's backends on
+// cfg.addr, and prints its URL; cfg.addr becomes the address listened on
+// (a port 0 is chosen by the system).
+func serveDashboard(e *env, cfg *demoConfig, st store.Store, tp bus.Transport, co *flow.Coordinator) (stop func(), err error) {
+	apiCfg := api.Config{Store: st, Transport: tp}
+	uiCfg := ui.Config{Store: st, Expectations: []expectation.Expectation{expectations.InventoryAnswers()}}
+	if co != nil {
+		apiCfg.Coordinator = co
+		uiCfg.Flows = co.Flows()
+	}
+	srv, err := api.NewServer(cfg.addr, apiCfg)
+	if err != nil {
+		return nil, err
+	}
+	uiCfg.API = srv.Handler
+	if srv.Handler, err = ui.New(uiCfg); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("--addr %s: %w", cfg.addr, err)
+	}
+	cfg.addr = ln.Addr().String()
+	base, cancel := context.WithCancel(context.Background())
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln) // returns when shut down
+	}()
+	fmt.Fprintf(e.stderr, "dashboard: http://%s/\n", cfg.addr)
+	return func() {
+		cancel() // ends the live tails
+		stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stopCancel()
+		if err := srv.Shutdown(stopCtx); err != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
 }
 
 // neverPlaced returns the orders in ids that have no journal entry.

@@ -440,7 +440,7 @@ func TestUsage(t *testing.T) {
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	flagsOf := map[string][]string{
-		"demo":       {"--orders", "--fail-rate", "--data", "--keep", "--concurrency", "--timeout", "--serve"},
+		"demo":       {"--orders", "--fail-rate", "--data", "--keep", "--concurrency", "--timeout", "--serve", "--addr"},
 		"status":     {"--data", "--json"},
 		"tail":       {"--data", "--from-start", "--json"},
 		"dlq list":   {"--data", "--limit", "--after", "--json"},

@@ -25,6 +25,7 @@ import (
 	"github.com/batonhq/baton/notify"
 	"github.com/batonhq/baton/runner"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/ui"
 )
 
 // serverConfig is what baton server's flags set.
@@ -358,9 +359,14 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	if err != nil {
 		return err
 	}
+	dash, err := ui.New(ui.Config{API: srv.Handler, Store: st, Flows: flows, Expectations: watched, Scheduler: rn.Scheduler(),
+		Tokens: cfg.tokens, Logger: log})
+	if err != nil {
+		return err
+	}
 	base, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	srv.Handler = withMetrics(srv.Handler, reg)
+	srv.Handler = withMetrics(dash, reg)
 	srv.BaseContext = func(net.Listener) context.Context { return base }
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -470,6 +476,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		fmt.Fprintf(e.stderr, "control socket: %s\n", ctl.path)
 	}
 	fmt.Fprintf(e.stderr, "listening on %s (%s); Ctrl-C to stop\n", scheme, auth)
+	fmt.Fprintf(e.stderr, "dashboard: %s/\n", scheme)
 
 	select {
 	case <-ctx.Done():

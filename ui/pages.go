@@ -1,0 +1,583 @@
+package ui
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/traffic"
+)
+
+// Sizes of what a page reads: enough to see, bounded so that a page stays
+// fast whatever the store holds.
+const (
+	runsPerPage     = 50
+	statusCap       = 1000   // runs counted per status on the Overview, then "1000+"
+	overviewEntries = 20_000 // journal entries the Overview reads of its window
+	mapEntries      = 100_000
+	deadPerPage     = 50
+	deadScanPage    = 200
+	deadScanMax     = 5_000   // dead letters one list page looks through for matches
+	deadMatchMax    = 100_000 // dead letters a bulk action may look through
+	tailBacklog     = 50
+)
+
+// windows are the choices of the Overview's and the Map's window.
+var windows = []string{"5m", "15m", "1h", "6h", "24h", "168h"}
+
+func window(r *http.Request, def time.Duration) (time.Duration, string, error) {
+	s := r.URL.Query().Get("window")
+	if s == "" {
+		return def, short(def), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, s, baton.Errorf(baton.Invalid, "window", "%q is not a positive duration such as 15m or 24h", s)
+	}
+	return d, s, nil
+}
+
+// short writes d as a window is usually written: 15m, 1h.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// overview
+
+type statusCount struct {
+	Status store.RunStatus
+	Count  int
+	More   bool // at least Count
+}
+
+type groupCount struct {
+	Group                                     string
+	Handled, Failed, DeadLettered, Duplicates int
+}
+
+type typeStat struct {
+	Type   string
+	Count  int
+	HopP99 time.Duration
+}
+
+type brokenExpectation struct {
+	Name  string
+	Count int
+	More  bool
+	Keys  []string // the latest few
+}
+
+type overviewData struct {
+	Window    string
+	Windows   []string
+	Runs      []statusCount
+	Groups    []groupCount
+	Busiest   []typeStat
+	Slowest   []typeStat
+	Broken    []brokenExpectation
+	Dead      int
+	DeadMore  bool
+	Entries   int
+	Truncated bool
+	Last      time.Time
+}
+
+func (d *dashboard) overview(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	win, label, err := window(r, traffic.DefaultWindow)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	now := time.Now()
+	data := overviewData{Window: label, Windows: windows}
+	for _, s := range []store.RunStatus{store.RunPending, store.RunRunning, store.RunCompensating, store.RunCompleted, store.RunFailed, store.RunCancelled} {
+		n, more, err := d.countRuns(ctx, store.RunQuery{Status: s, Since: now.Add(-win)}, statusCap)
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		data.Runs = append(data.Runs, statusCount{Status: s, Count: n, More: more})
+	}
+	m, err := traffic.Build(ctx, d.store, traffic.Query{From: now.Add(-win), To: now, MaxEntries: overviewEntries})
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	data.Entries, data.Truncated, data.Last = m.Entries, m.Truncated, m.Last
+	groups := map[string]*groupCount{}
+	types := map[string]*typeStat{}
+	for _, e := range m.Edges {
+		if e.Kind != traffic.Consumes {
+			continue
+		}
+		g := groups[e.To]
+		if g == nil {
+			g = &groupCount{Group: e.To}
+			groups[e.To] = g
+		}
+		g.Handled += e.Count
+		g.Failed += e.Failed
+		g.DeadLettered += e.DeadLettered
+		g.Duplicates += e.Duplicates
+		t := types[e.From]
+		if t == nil {
+			t = &typeStat{Type: e.From}
+			types[e.From] = t
+		}
+		t.Count += e.Count
+		t.HopP99 = max(t.HopP99, e.HopP99)
+	}
+	for _, g := range groups {
+		data.Groups = append(data.Groups, *g)
+	}
+	slices.SortFunc(data.Groups, func(a, b groupCount) int { return strings.Compare(a.Group, b.Group) })
+	for _, t := range types {
+		data.Busiest = append(data.Busiest, *t)
+	}
+	data.Slowest = slices.Clone(data.Busiest)
+	slices.SortFunc(data.Busiest, func(a, b typeStat) int { return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Type, b.Type)) })
+	slices.SortFunc(data.Slowest, func(a, b typeStat) int {
+		return cmp.Or(cmp.Compare(b.HopP99, a.HopP99), strings.Compare(a.Type, b.Type))
+	})
+	data.Busiest = data.Busiest[:min(5, len(data.Busiest))]
+	data.Slowest = slices.DeleteFunc(data.Slowest[:min(5, len(data.Slowest))], func(t typeStat) bool { return t.HopP99 == 0 })
+	for _, x := range d.expect {
+		// An expectation's watcher keeps each instance it broke as a
+		// failed run of its reserved flow, until the event comes late.
+		runs, err := d.store.ListRuns(ctx, store.RunQuery{Flow: flow.ReservedPrefix + x.Name, Status: store.RunFailed, Limit: statusCap + 1})
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		b := brokenExpectation{Name: x.Name, Count: min(len(runs), statusCap), More: len(runs) > statusCap}
+		for _, run := range runs[:min(5, len(runs))] {
+			b.Keys = append(b.Keys, run.Key)
+		}
+		data.Broken = append(data.Broken, b)
+	}
+	dead, err := d.store.ListDead(ctx, "", statusCap+1)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	data.Dead, data.DeadMore = min(len(dead), statusCap), len(dead) > statusCap
+	d.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Data: data})
+}
+
+// countRuns counts the runs q selects, up to limit, and says whether there
+// are more.
+func (d *dashboard) countRuns(ctx context.Context, q store.RunQuery, limit int) (int, bool, error) {
+	q.Limit = limit + 1
+	runs, err := flow.ListRuns(ctx, d.store, q)
+	if err != nil {
+		return 0, false, err
+	}
+	return min(len(runs), limit), len(runs) > limit, nil
+}
+
+// search
+
+type searchData struct {
+	Key, Flow, Status, Since, Until, After string
+	Flows                                  []string
+	Statuses                               []store.RunStatus
+	Searched                               bool
+	Transaction                            int // journal entries of Key
+	Runs                                   []store.Run
+	Next                                   string // the After of the next page
+	Problem                                string
+}
+
+var statuses = []store.RunStatus{store.RunPending, store.RunRunning, store.RunCompensating, store.RunCompleted, store.RunFailed, store.RunCancelled}
+
+func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	data := searchData{Key: strings.TrimSpace(q.Get("key")), Flow: q.Get("flow"), Status: q.Get("status"),
+		Since: q.Get("since"), Until: q.Get("until"), After: q.Get("after"), Statuses: statuses}
+	for _, f := range d.flows {
+		if !slices.Contains(data.Flows, f.Name) {
+			data.Flows = append(data.Flows, f.Name)
+		}
+	}
+	rq := store.RunQuery{Flow: data.Flow, Key: data.Key, After: data.After, Limit: runsPerPage + 1}
+	var problems []string
+	if data.Status != "" {
+		if !slices.Contains(statuses, store.RunStatus(data.Status)) {
+			problems = append(problems, "status "+strconv.Quote(data.Status)+" is not one of pending, running, compensating, completed, failed, cancelled")
+		}
+		rq.Status = store.RunStatus(data.Status)
+	}
+	var err error
+	if rq.Since, err = timeParam(data.Since, "since"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if rq.Until, err = timeParam(data.Until, "until"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		data.Problem = strings.Join(problems, "; ")
+		d.render(w, r, http.StatusBadRequest, "search", page{Title: "Search", Nav: "search", Data: data})
+		return
+	}
+	data.Searched = len(q) > 0
+	if data.Key != "" {
+		h, err := d.store.History(ctx, data.Key)
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		data.Transaction = len(h)
+	}
+	if data.Searched {
+		runs, err := flow.ListRuns(ctx, d.store, rq)
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		if len(runs) > runsPerPage {
+			runs = runs[:runsPerPage]
+			data.Next = runs[len(runs)-1].ID
+		}
+		data.Runs = runs
+	}
+	d.render(w, r, http.StatusOK, "search", page{Title: "Search", Nav: "search", Data: data})
+}
+
+// timeParam reads a time given as RFC 3339, or as the value of an HTML
+// datetime-local input, which is taken as UTC.
+func timeParam(s, name string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, baton.Errorf(baton.Invalid, name, "%q is not a time such as 2026-12-06T10:30 (UTC) or 2026-12-06T10:30:00+01:00", s)
+}
+
+// transaction
+
+type txData struct {
+	ID       string
+	Entries  []store.Entry
+	Timeline timeline
+	TraceIDs []string
+	Runs     []runView
+	Dead     int // entries that dead-lettered
+}
+
+type runView struct {
+	Run   store.Run
+	Graph *graph // nil when this process does not know the flow's version
+	Steps []stepView
+}
+
+type stepView struct {
+	Path string
+	*store.StepState
+}
+
+func (d *dashboard) transaction(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	entries, err := d.store.History(ctx, id)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	runs, err := d.store.ListRuns(ctx, store.RunQuery{Key: id, Limit: 20})
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	if len(entries) == 0 && len(runs) == 0 {
+		d.fail(w, r, baton.Errorf(baton.NotFound, "transaction "+id, "nothing was journaled under this correlation id and no run has it as its key; search for another"))
+		return
+	}
+	data := txData{ID: id, Entries: entries, Timeline: buildTimeline(entries, runs, time.Now())}
+	for _, e := range entries {
+		if e.TraceID != "" && !slices.Contains(data.TraceIDs, e.TraceID) {
+			data.TraceIDs = append(data.TraceIDs, e.TraceID)
+		}
+		if e.Outcome == store.DeadLettered {
+			data.Dead++
+		}
+	}
+	for _, run := range runs {
+		v := runView{Run: run}
+		if f, ok := d.flow(run.Flow, run.Version); ok {
+			v.Graph = flowGraph(f, run.Steps)
+		}
+		for path, st := range run.Steps {
+			v.Steps = append(v.Steps, stepView{Path: path, StepState: st})
+		}
+		slices.SortFunc(v.Steps, func(a, b stepView) int {
+			return cmp.Or(a.Started.Compare(b.Started), strings.Compare(a.Path, b.Path))
+		})
+		data.Runs = append(data.Runs, v)
+	}
+	d.render(w, r, http.StatusOK, "transaction", page{Title: "Transaction " + id, Nav: "search", Data: data})
+}
+
+// flow returns the definition of a flow at a version.
+func (d *dashboard) flow(name string, version int) (flow.Flow, bool) {
+	for _, f := range d.flows {
+		if f.Name == name && f.Version == version {
+			return f, true
+		}
+	}
+	return flow.Flow{}, false
+}
+
+// run sends a run's id to the transaction of its key.
+func (d *dashboard) run(w http.ResponseWriter, r *http.Request) {
+	run, err := d.store.Run(r.Context(), r.PathValue("id"))
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/tx/"+url.PathEscape(run.Key)+"#run-"+url.PathEscape(run.ID), http.StatusSeeOther)
+}
+
+// map
+
+type mapData struct {
+	Window  string
+	Windows []string
+	Map     traffic.Map
+	Graph   *graph
+}
+
+func (d *dashboard) trafficMap(w http.ResponseWriter, r *http.Request) {
+	win, label, err := window(r, traffic.DefaultWindow)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	now := time.Now()
+	m, err := traffic.Build(r.Context(), d.store, traffic.Query{From: now.Add(-win), To: now, MaxEntries: mapEntries})
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "map", page{Title: "Map", Nav: "map", Data: mapData{Window: label, Windows: windows, Map: m, Graph: mapGraph(m)}})
+}
+
+// dead letters
+
+type deadFilter struct {
+	Group, Type, Reason, Correlation, Since, Until string
+	since, until                                   time.Time
+}
+
+func readDeadFilter(r *http.Request) (deadFilter, error) {
+	q := r.URL.Query()
+	f := deadFilter{Group: q.Get("group"), Type: q.Get("type"), Reason: q.Get("reason"), Correlation: q.Get("correlation"),
+		Since: q.Get("since"), Until: q.Get("until")}
+	var err, err2 error
+	f.since, err = timeParam(f.Since, "since")
+	f.until, err2 = timeParam(f.Until, "until")
+	return f, errors.Join(err, err2)
+}
+
+func (f deadFilter) match(dl store.DeadLetter) bool {
+	return (f.Group == "" || dl.Group == f.Group) &&
+		(f.Type == "" || dl.Type == f.Type) &&
+		(f.Reason == "" || strings.Contains(strings.ToLower(dl.Reason), strings.ToLower(f.Reason))) &&
+		(f.Correlation == "" || dl.CorrelationID == f.Correlation) &&
+		(f.since.IsZero() || !dl.Time.Before(f.since)) &&
+		(f.until.IsZero() || dl.Time.Before(f.until))
+}
+
+func (f deadFilter) any() bool {
+	return f.Group != "" || f.Type != "" || f.Reason != "" || f.Correlation != "" || f.Since != "" || f.Until != ""
+}
+
+type deadData struct {
+	Filter  deadFilter
+	Dead    []store.DeadLetter
+	Next    string // the after of the next page
+	Scanned int
+	Problem string
+}
+
+func (d *dashboard) deadLetters(w http.ResponseWriter, r *http.Request) {
+	f, err := readDeadFilter(r)
+	data := deadData{Filter: f}
+	if err != nil {
+		data.Problem = err.Error()
+		d.render(w, r, http.StatusBadRequest, "dead", page{Title: "Dead letters", Nav: "dead", Data: data})
+		return
+	}
+	after, more := r.URL.Query().Get("after"), true
+	for more && data.Scanned < deadScanMax && len(data.Dead) < deadPerPage {
+		page, err := d.store.ListDead(r.Context(), after, deadScanPage)
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		more = len(page) == deadScanPage
+		for i, dl := range page {
+			data.Scanned++
+			after = dl.ID
+			if f.match(dl) {
+				data.Dead = append(data.Dead, dl)
+				if len(data.Dead) == deadPerPage {
+					more = more || i < len(page)-1
+					break
+				}
+			}
+		}
+	}
+	if more {
+		data.Next = after
+	}
+	d.render(w, r, http.StatusOK, "dead", page{Title: "Dead letters", Nav: "dead", Data: data})
+}
+
+// Matched is the body of GET /dead-letters/match: the ids of the dead
+// letters a filter selects, which a bulk action replays or drops one by one
+// through the API.
+type Matched struct {
+	IDs []string `json:"ids"`
+	// Truncated is set when there were more dead letters than a bulk
+	// action looks through; the action can be repeated for the rest.
+	Truncated bool `json:"truncated"`
+}
+
+func (d *dashboard) deadMatch(w http.ResponseWriter, r *http.Request) {
+	f, err := readDeadFilter(r)
+	if err != nil {
+		writeJSONError(w, err)
+		return
+	}
+	out := Matched{IDs: []string{}}
+	after, scanned := "", 0
+	for {
+		page, err := d.store.ListDead(r.Context(), after, deadScanPage)
+		if err != nil {
+			writeJSONError(w, err)
+			return
+		}
+		for _, dl := range page {
+			if f.match(dl) {
+				out.IDs = append(out.IDs, dl.ID)
+			}
+		}
+		scanned += len(page)
+		if len(page) < deadScanPage {
+			break
+		}
+		if scanned >= deadMatchMax {
+			out.Truncated = true
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func writeJSONError(w http.ResponseWriter, err error) {
+	code := baton.ErrorCode(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(api.Status(code))
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": code, "message": err.Error()}})
+}
+
+type deadLetterData struct {
+	Dead store.DeadLetter
+	Body string // indented when it is JSON
+}
+
+func (d *dashboard) deadLetter(w http.ResponseWriter, r *http.Request) {
+	dl, err := d.store.Dead(r.Context(), r.PathValue("id"))
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "deadletter", page{Title: "Dead letter " + dl.ID, Nav: "dead", Data: deadLetterData{Dead: dl, Body: indent(dl.Body)}})
+}
+
+// indent pretty-prints JSON, and gives anything else as it is.
+func indent(b []byte) string {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return string(b)
+	}
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return string(b)
+	}
+	return string(out)
+}
+
+// schedules
+
+type scheduleView struct {
+	store.Schedule
+	Next    time.Time
+	Problem string
+}
+
+func (d *dashboard) schedules(w http.ResponseWriter, r *http.Request) {
+	if d.sched == nil {
+		d.fail(w, r, baton.Errorf(baton.NotFound, "schedules", "this process runs no scheduler (baton server does)"))
+		return
+	}
+	list, err := d.sched.List(r.Context())
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	now := time.Now()
+	var views []scheduleView
+	for _, sc := range list {
+		v := scheduleView{Schedule: sc}
+		if v.Next, err = flow.NextTick(sc, now); err != nil {
+			v.Problem = err.Error()
+		}
+		views = append(views, v)
+	}
+	d.render(w, r, http.StatusOK, "schedules", page{Title: "Schedules", Nav: "schedules", Data: views})
+}
+
+// flows
+
+type flowView struct {
+	Flow  flow.Flow
+	Graph *graph
+	JSON  string
+}
+
+func (d *dashboard) flowsPage(w http.ResponseWriter, r *http.Request) {
+	var views []flowView
+	for _, f := range d.flows {
+		b, _ := json.MarshalIndent(f, "", "  ")
+		views = append(views, flowView{Flow: f, Graph: flowGraph(f, nil), JSON: string(b)})
+	}
+	d.render(w, r, http.StatusOK, "flows", page{Title: "Flows", Nav: "flows", Data: views})
+}

@@ -1,0 +1,129 @@
+package ui_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/backend/embedded"
+	"github.com/batonhq/baton/ui"
+)
+
+func newDashboard(t *testing.T, tokens ...string) *httptest.Server {
+	t.Helper()
+	b, err := embedded.Open(embedded.Config{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a, err := api.New(api.Config{Store: b, Transport: b, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ui.New(ui.Config{API: a, Store: b, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// With tokens, a page sends the browser to the login page, which keeps a
+// right token in a session cookie that the pages and the API accept; a
+// wrong one is refused, and logging out forgets it.
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	srv := newDashboard(t, "s3cret")
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := c.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(body)
+	}
+	post := func(path string, form url.Values, site string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", site)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	resp, _ := get("/dead-letters?group=payment")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next=%2Fdead-letters%3Fgroup%3Dpayment" {
+		t.Fatalf("a page without a session: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := get("/v1/dead-letters"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the API without a session: %d", resp.StatusCode)
+	}
+	if resp, body := get("/login"); resp.StatusCode != 200 || !strings.Contains(body, `type="password"`) {
+		t.Errorf("the login page: %d", resp.StatusCode)
+	}
+	if resp := post("/login", url.Values{"token": {"nope"}}, "same-origin"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a wrong token: %d", resp.StatusCode)
+	}
+	// Another site cannot log a browser in (login CSRF).
+	if resp := post("/login", url.Values{"token": {"s3cret"}}, "cross-site"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site login: %d", resp.StatusCode)
+	}
+	resp = post("/login", url.Values{"token": {"s3cret"}, "next": {"/dead-letters?group=payment"}}, "same-origin")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dead-letters?group=payment" {
+		t.Fatalf("a right token: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var cookie *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == api.SessionCookie {
+			cookie = ck
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" || cookie.MaxAge != 0 {
+		t.Fatalf("session cookie: %+v", cookie)
+	}
+	if resp, body := get("/dead-letters?group=payment"); resp.StatusCode != 200 || !strings.Contains(body, "No dead letters in payment match") {
+		t.Errorf("a page with the session: %d", resp.StatusCode)
+	}
+	if resp, _ := get("/v1/dead-letters"); resp.StatusCode != 200 {
+		t.Errorf("the API with the session: %d", resp.StatusCode)
+	}
+	// A redirect after login stays on this server.
+	if resp := post("/login", url.Values{"token": {"s3cret"}, "next": {"//evil.example/"}}, "same-origin"); resp.Header.Get("Location") != "/" {
+		t.Errorf("next=//evil.example/ redirects to %q", resp.Header.Get("Location"))
+	}
+	post("/logout", nil, "same-origin")
+	if resp, _ := get("/"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a page after logging out: %d", resp.StatusCode)
+	}
+}
+
+// Without tokens there is no login, and the API is served beside the pages.
+func TestNoLogin(t *testing.T) {
+	t.Parallel()
+	srv := newDashboard(t)
+	for path, want := range map[string]int{"/": 200, "/search?key=o-1": 200, "/v1/dead-letters": 200, "/healthz": 200,
+		"/static/app.css": 200, "/no-such-page": 404, "/tx/nothing-here": 404, "/search?status=lost": 400, "/map?window=-1m": 400} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
