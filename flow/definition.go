@@ -21,7 +21,8 @@ type Flow struct {
 	InputSchema json.RawMessage `json:"input_schema,omitempty"`
 	// Hosts, when set, are the only hosts the flow's HTTP steps may call:
 	// "api.example.com" (any port) or "127.0.0.1:8080" (that port). A call
-	// to another host fails the step, naming the host and the list.
+	// to another host fails the step, naming the host and the list; a step
+	// whose URL writes its host is checked by Validate.
 	Hosts []string `json:"hosts,omitempty"`
 	Steps []Step   `json:"steps"`
 	// OnFailure runs after a failed run's compensations, for instance to
@@ -77,7 +78,9 @@ type Send struct {
 }
 
 // HTTPCall calls an outside API. URL, headers, Session and Body may hold
-// {{path}} templates filled from the run data.
+// {{path}} templates filled from the run data; values in the URL are
+// escaped for their part of it (see RenderURL). The flow's Hosts bound
+// where it may go.
 type HTTPCall struct {
 	Method string `json:"method,omitempty"` // default GET
 	URL    string `json:"url"`
@@ -185,16 +188,16 @@ func (f *Flow) Validate() error {
 		}
 	}
 	names := map[string]bool{}
-	if err := validateSteps(f.Steps, "", names); err != nil {
+	if err := validateSteps(f.Steps, "", f.Hosts, names); err != nil {
 		return fmt.Errorf("flow %s v%d: %w", f.Name, f.Version, err)
 	}
-	if err := validateSteps(f.OnFailure, "on_failure/", names); err != nil {
+	if err := validateSteps(f.OnFailure, "on_failure/", f.Hosts, names); err != nil {
 		return fmt.Errorf("flow %s v%d: %w", f.Name, f.Version, err)
 	}
 	return nil
 }
 
-func validateSteps(steps []Step, prefix string, names map[string]bool) error {
+func validateSteps(steps []Step, prefix string, hosts []string, names map[string]bool) error {
 	for i := range steps {
 		s := &steps[i]
 		if s.Name == "" || strings.ContainsAny(s.Name, " /.") {
@@ -225,6 +228,9 @@ func validateSteps(steps []Step, prefix string, names map[string]bool) error {
 			if s.HTTP.URL == "" {
 				return invalidf("step %s: http: no url", path)
 			}
+			if u, ok := literalHost(s.HTTP.URL); ok && len(hosts) > 0 && !hostAllowed(hosts, u) {
+				return invalidf("step %s: http: the host %s is not in the flow's hosts [%s]", path, u.Host, strings.Join(hosts, ", "))
+			}
 		case s.Wait != nil:
 			if _, _, err := event.ParseType(s.Wait.Type); err != nil {
 				return fmt.Errorf("step %s: wait: %w", path, err)
@@ -237,7 +243,7 @@ func validateSteps(steps []Step, prefix string, names map[string]bool) error {
 				return invalidf("step %s: parallel: join %q: want all or first", path, j)
 			}
 			for b, branch := range s.Parallel.Branches {
-				if err := validateSteps(branch, fmt.Sprintf("%s/%d/", path, b), names); err != nil {
+				if err := validateSteps(branch, fmt.Sprintf("%s/%d/", path, b), hosts, names); err != nil {
 					return err
 				}
 			}
@@ -250,18 +256,30 @@ func validateSteps(steps []Step, prefix string, names map[string]bool) error {
 						return invalidf("step %s: choice %d: op %q: want eq, ne, gt, gte, lt, lte, in or exists", path, b+1, br.When.Op)
 					}
 				}
-				if err := validateSteps(br.Steps, fmt.Sprintf("%s/%d/", path, b), names); err != nil {
+				if err := validateSteps(br.Steps, fmt.Sprintf("%s/%d/", path, b), hosts, names); err != nil {
 					return err
 				}
 			}
 		}
 		if s.Compensate != nil {
-			if err := validateSteps([]Step{*s.Compensate}, path+"/compensate/", names); err != nil {
+			if err := validateSteps([]Step{*s.Compensate}, path+"/compensate/", hosts, names); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// literalHost is the URL template tmpl up to its host, when the template
+// writes the host itself rather than taking it from a value.
+func literalHost(tmpl string) (*url.URL, bool) {
+	prefix, _, templated := strings.Cut(tmpl, "{{")
+	_, rest, ok := strings.Cut(prefix, "://")
+	if !ok || templated && !strings.ContainsAny(rest, "/?#") {
+		return nil, false
+	}
+	u, err := url.Parse(prefix)
+	return u, err == nil && u.Host != ""
 }
 
 // validHost says what is wrong with an entry of Flow.Hosts.

@@ -62,3 +62,21 @@ func TestFlowHostsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// A step whose URL writes its host is checked against hosts when the flow
+// is loaded; one whose host comes from a value, when it runs.
+func TestFlowHostsCheckWrittenHostsAtLoad(t *testing.T) {
+	t.Parallel()
+	_, err := flow.Load([]byte(`
+name: f
+version: 1
+hosts: [api.example.com]
+steps:
+  - {name: ok, http: {url: "https://api.example.com:8443/v1/{{input.id}}"}}
+  - {name: later, http: {url: "https://{{input.region}}.example.com/"}}
+  - {name: bad, http: {url: "https://api.example.org/v1?x={{input.id}}"}}
+`))
+	if baton.ErrorCode(err) != baton.Invalid || !strings.Contains(err.Error(), "step bad: http: the host api.example.org is not in the flow's hosts [api.example.com]") {
+		t.Errorf("load: %v, want an Invalid error naming step bad, its host and the list", err)
+	}
+}

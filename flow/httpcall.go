@@ -154,7 +154,7 @@ func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, host
 	select {
 	case c.wait <- struct{}{}:
 	default:
-		return nil, nil, fail("%d calls are already waiting for one of the %d connection slots (flow.HTTPConfig MaxWaiting and MaxConcurrent): retry later", c.cfg.MaxWaiting, c.cfg.MaxConcurrent)
+		return nil, nil, fail("%d calls are already waiting for one of the %d connection slots: the step retries by its policy; if this is common, raise flow.HTTPConfig MaxWaiting or MaxConcurrent", c.cfg.MaxWaiting, c.cfg.MaxConcurrent)
 	}
 	defer func() { <-c.wait }()
 	select {
@@ -227,7 +227,7 @@ func (c *HTTPClient) Call(ctx context.Context, runID string, call HTTPCall, host
 }
 
 // crossOriginError is a redirect sameOrigin refused.
-type crossOriginError struct{ from, to *url.URL }
+type crossOriginError struct{ to *url.URL }
 
 func (e *crossOriginError) Error() string {
 	return fmt.Sprintf("redirected to another origin, %s: not followed, since the session's headers and cookies would go there; call that URL in a step of its own", e.to.Redacted())
@@ -241,7 +241,7 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 	}
 	first := via[0].URL
 	if !strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(hostPort(req.URL), hostPort(first)) {
-		return &crossOriginError{from: first, to: req.URL}
+		return &crossOriginError{to: req.URL}
 	}
 	return nil
 }

@@ -478,12 +478,15 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 	fmt.Fprintf(e.stderr, "listening on %s (%s); Ctrl-C to stop\n", scheme, auth)
 	fmt.Fprintf(e.stderr, "dashboard: %s/\n", scheme)
 
+	failed, failure := storeFailed(st)
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(e.stderr, "stopping: no new requests; then notifications, the coordinator, the services, the data directory")
 		return nil
 	case err := <-served:
 		return fmt.Errorf("serve %s: %w", cfg.addr, err)
+	case <-failed:
+		return failure()
 	}
 }
 

@@ -212,6 +212,7 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 
 	tick := time.NewTicker(statsEvery)
 	defer tick.Stop()
+	failed, failure := storeFailed(st)
 wait:
 	for {
 		select {
@@ -219,6 +220,8 @@ wait:
 			fmt.Fprintln(e.stderr, "stats: "+workerStats(rn.Stats()))
 		case <-ctx.Done():
 			break wait
+		case <-failed:
+			return failure()
 		}
 	}
 	fmt.Fprintln(e.stderr, "stopping: no new events; waiting for those in flight")
