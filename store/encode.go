@@ -65,6 +65,12 @@ func AppendRun(b []byte, r *Run) []byte {
 }
 
 func appendStep(b []byte, st *StepState) []byte {
+	if st == nil {
+		// As encoding/json writes it: a stored run whose document says
+		// null for a step (the coordinator reads it as a step not
+		// started) is saved again instead of crashing the coordinator.
+		return append(b, "null"...)
+	}
 	b = append(b, `{"status":`...)
 	b = jsonx.AppendString(b, string(st.Status))
 	if st.Attempts != 0 {
