@@ -14,8 +14,12 @@
 // client package maps them back to *baton.Error with the same code.
 //
 // With tokens configured, every path but /healthz and /readyz requires
-// "Authorization: Bearer <token>"; NewServer refuses to listen anywhere but
-// on loopback without tokens.
+// "Authorization: Bearer <token>", of a scope (read, write, admin) that
+// covers the endpoint; NewServer refuses to listen anywhere but on
+// loopback without tokens. Before any token is looked at, requests whose
+// Host does not name the server, writes from other origins' pages and
+// bodies that are not JSON are refused (guard.go). A 5xx answer carries an
+// error id, and the server's log the detail. docs/security.md says more.
 package api
 
 import (

@@ -43,7 +43,8 @@ func (h *handler) guard(next http.Handler) http.Handler {
 		}
 		if hasBody(r) && !jsonType(r.Header.Get("Content-Type")) {
 			h.reject(w, r, baton.Errorf(UnsupportedMediaType, op,
-				"the body must be JSON sent with \"Content-Type: application/json\", not %q", r.Header.Get("Content-Type")))
+				"the body must be JSON sent with \"Content-Type: application/json\", not %q (with curl: -H 'Content-Type: application/json' or --json; -d alone sends a form's type)",
+				r.Header.Get("Content-Type")))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -56,6 +56,10 @@ func TestStreamLimits(t *testing.T) {
 	})
 	refused := func(resp *http.Response, want string) {
 		t.Helper()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("200, want 429 saying %q", want)
+			return // an open stream: its body never ends
+		}
 		raw, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(raw), want) || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%d %s (Retry-After %q), want 429 saying %q", resp.StatusCode, raw, resp.Header.Get("Retry-After"), want)

@@ -110,7 +110,7 @@ ADMIN:` + adminToken + `,read:another-read-token-01
 	}
 	for text, wantErr := range map[string]string{
 		"read:" + readToken + "\nshort:" + writeToken: `line 2: scope "short"`,
-		"\n\nread:tiny-secret":                        "line 3: a read token of 11 bytes is too short",
+		"\n\nread:tiny-secret":                        "line 3: a token of 11 bytes (scope read) is too short",
 		"# one\n" + writeToken:                        "line 2: an entry without a scope",
 	} {
 		_, err := api.ParseTokens(text)

@@ -56,10 +56,10 @@ func (t Token) check() error {
 		return fmt.Errorf("a token has no scope: give read, write or admin")
 	}
 	if len(t.Secret) < MinTokenLength {
-		return fmt.Errorf("a %s token of %d bytes is too short: give at least %d (openssl rand -hex 16 makes one)", t.Scope, len(t.Secret), MinTokenLength)
+		return fmt.Errorf("a token of %d bytes (scope %s) is too short: give at least %d (openssl rand -hex 16 makes one)", len(t.Secret), t.Scope, MinTokenLength)
 	}
 	if strings.ContainsAny(t.Secret, " \t\r\n,") {
-		return fmt.Errorf("a %s token holds a blank or a comma: give one without", t.Scope)
+		return fmt.Errorf("a token (scope %s) holds a blank or a comma: give one without", t.Scope)
 	}
 	return nil
 }

@@ -213,7 +213,7 @@ with --server.`,
 		return usagef("server: --max-streams and --max-streams-per-token: give a number from 1")
 	}
 	if !api.Loopback(cfg.addr) && len(cfg.tokens) == 0 && len(cfg.scoped) == 0 {
-		return usagef("server: --addr %s is not loopback, and no token is set: set --tokens-file (or %s) or --token (or %s), or listen on 127.0.0.1", cfg.addr, envTokens, envToken)
+		return usagef("server: --addr %s is not loopback, and no token is set: set --token (or %s) or --tokens-file (or %s), or listen on 127.0.0.1", cfg.addr, envToken, envTokens)
 	}
 	return serve(ctx, e, cfg)
 }

@@ -184,7 +184,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 
 func TestCommandsWithToken(t *testing.T) {
 	t.Parallel()
-	srv, _ := apiServer(t, "s3cret")
+	srv, _ := apiServer(t, "s3cret-0123456789")
 	r := batonCmd(t, context.Background(), "run", "list", "--server", srv.URL)
 	if r.code != 1 || !strings.Contains(r.stderr, "a token is required") || !strings.Contains(r.stderr, "give --token or set BATON_TOKEN") {
 		t.Errorf("no token: exit %d, stderr %q", r.code, r.stderr)
@@ -193,11 +193,11 @@ func TestCommandsWithToken(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "not one this server accepts") {
 		t.Errorf("wrong token: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := batonCmd(t, context.Background(), "run", "list", "--server", srv.URL, "--token", "s3cret"); r.code != 0 {
+	if r := batonCmd(t, context.Background(), "run", "list", "--server", srv.URL, "--token", "s3cret-0123456789"); r.code != 0 {
 		t.Errorf("--token: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// From the environment: the server and the token.
-	vars := map[string]string{"BATON_SERVER": srv.URL, "BATON_TOKEN": "s3cret"}
+	vars := map[string]string{"BATON_SERVER": srv.URL, "BATON_TOKEN": "s3cret-0123456789"}
 	for _, args := range [][]string{{"run", "list"}, {"schedule", "list"}, {"dlq", "list"}} {
 		if r := batonEnv(t, vars, args...); r.code != 0 {
 			t.Errorf("%v with BATON_SERVER and BATON_TOKEN: exit %d, stderr %q", args, r.code, r.stderr)
@@ -420,7 +420,7 @@ func TestServerToken(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, &env{stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"BATON_TOKEN": "env-token"}[k]
+			return map[string]string{"BATON_TOKEN": "env-token-0123456789"}[k]
 		}}, []string{"server", "--demo", "--data", dir, "--addr", "127.0.0.1:0"})
 	}()
 	waitFor(t, "the server to listen", func() bool { return listeningLine.MatchString(errOut.String()) }, done, &errOut)
@@ -431,7 +431,7 @@ func TestServerToken(t *testing.T) {
 	if r := batonCmd(t, context.Background(), "run", "list", "--server", url); r.code != 1 || !strings.Contains(r.stderr, "a token is required") {
 		t.Errorf("without the token: exit %d, stderr %q", r.code, r.stderr)
 	}
-	mustRun(t, "run", "list", "--server", url, "--token", "env-token")
+	mustRun(t, "run", "list", "--server", url, "--token", "env-token-0123456789")
 	// The socket needs no token.
 	mustRun(t, "run", "list", "--data", dir)
 	resp, err := http.Get(url + "/healthz")
@@ -491,7 +491,7 @@ func TestHelpOfServerCommands(t *testing.T) {
 	t.Parallel()
 	target := []string{"--server", "--token", "--data"}
 	flagsOf := map[string][]string{
-		"server":          {"--data", "--addr", "--token", "--flows", "--route", "--webhook", "--webhook-secret", "--demo", "--services", "--fail-rate", "--stop-timeout"},
+		"server":          {"--data", "--addr", "--token", "--tokens-file", "--allow-host", "--max-streams", "--max-streams-per-token", "--flows", "--route", "--webhook", "--webhook-secret", "--demo", "--services", "--fail-rate", "--stop-timeout"},
 		"run start":       append([]string{"--input", "--version", "--wait", "--json"}, target...),
 		"run get":         append([]string{"--json"}, target...),
 		"run list":        append([]string{"--flow", "--status", "--key", "--since", "--until", "--limit", "--after", "--json"}, target...),
