@@ -42,6 +42,11 @@ const (
 	DefaultDeadBody = 256 << 10
 )
 
+// KeepAll is the Retention that bounds nothing: for a process that opens a
+// store to read it (a command-line tool), and leaves the sweeps to those
+// that run the parts.
+var KeepAll = Retention{Age: -1, DeadCap: -1, DeadBody: -1}
+
 // SweepEvery is how often a store applies its Retention in the background,
 // starting when it is opened.
 const SweepEvery = 10 * time.Minute
