@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/store"
 )
 
@@ -71,5 +73,32 @@ func TestRetentionFlagsHelp(t *testing.T) {
 				t.Errorf("baton %s --help does not mention %s", cmd, want)
 			}
 		}
+	}
+}
+
+// baton dlq show says that a dead letter's body was truncated, and how
+// long it was.
+func TestDLQShowTruncated(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := embedded.Open(embedded.Config{Dir: dir, Retention: store.Retention{DeadBody: 16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"id":"ev-1","type":"order.placed.v1","data":{"note":"long enough to be cut"}}`
+	err = b.AddDead(t.Context(), store.DeadLetter{Group: "billing", Type: "order.placed.v1", EventID: "ev-1", Body: []byte(body)})
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), &env{stdout: &out, stderr: &errOut}, []string{"dlq", "show", "--data", dir, "1"}); code != 0 {
+		t.Fatalf("dlq show: exit %d: %s", code, errOut.String())
+	}
+	want := fmt.Sprintf("body (truncated: the first 16 of %d bytes; it cannot be replayed):\n%s\n", len(body), body[:16])
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("dlq show printed\n%s\nwant it to contain\n%s", out.String(), want)
 	}
 }
