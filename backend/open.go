@@ -73,6 +73,9 @@ type Config struct {
 	// Data is the embedded backend's directory (default DefaultData),
 	// created when missing.
 	Data string
+	// Retention is the store's (zero: store.Retention's defaults): what
+	// its background sweeps remove.
+	Retention store.Retention
 }
 
 // FromEnv returns the Config that BATON_BUS, BATON_STORE, BATON_NAMESPACE
@@ -90,7 +93,11 @@ func (c Config) Or(d Config) Config {
 		}
 		return b
 	}
-	return Config{Bus: pick(c.Bus, d.Bus), Store: pick(c.Store, d.Store), Namespace: pick(c.Namespace, d.Namespace), Data: pick(c.Data, d.Data)}
+	ret := c.Retention
+	if ret == (store.Retention{}) {
+		ret = d.Retention
+	}
+	return Config{Bus: pick(c.Bus, d.Bus), Store: pick(c.Store, d.Store), Namespace: pick(c.Namespace, d.Namespace), Data: pick(c.Data, d.Data), Retention: ret}
 }
 
 // Kinds checks c and says which backends it names: Embedded for both, or
@@ -182,7 +189,7 @@ func Open(ctx context.Context, c Config) (_ *Backends, err error) {
 	ns := b.Namespace
 	if busKind == Embedded {
 		b.Data = c.data()
-		emb, err := embedded.Open(embedded.Config{Dir: b.Data})
+		emb, err := embedded.Open(embedded.Config{Dir: b.Data, Retention: c.Retention})
 		if err != nil {
 			if baton.ErrorCode(err) == baton.Unavailable {
 				return nil, fmt.Errorf("data directory %s is in use by another process (only one may open it; stop it, or reach it through its control socket): %w", b.Data, err)
@@ -219,14 +226,14 @@ func Open(ctx context.Context, c Config) (_ *Backends, err error) {
 	}
 	switch storeKind {
 	case Postgres:
-		st, err := pgstore.Open(ctx, pgstore.Config{URL: c.Store, Schema: ns})
+		st, err := pgstore.Open(ctx, pgstore.Config{URL: c.Store, Schema: ns, Retention: c.Retention})
 		if err != nil {
 			return nil, scrub(fmt.Errorf("--store %s: %w", Redact(c.Store), err), c.Store)
 		}
 		b.closers = append(b.closers, st.Close)
 		b.Store = st
 	case Redis:
-		st, err := redisstore.Open(ctx, redisstore.Config{URL: c.Store, Prefix: ns + ":"})
+		st, err := redisstore.Open(ctx, redisstore.Config{URL: c.Store, Prefix: ns + ":", Retention: c.Retention})
 		if err != nil {
 			return nil, scrub(fmt.Errorf("--store %s: %w", Redact(c.Store), err), c.Store)
 		}

@@ -34,7 +34,8 @@ const backlogTimeout = 5 * time.Second
 
 // newMetrics registers the runtime's collectors on cfg.Metrics. The backlog
 // of the groups groups returns is read at scrape time when the transport is
-// a Backlogger.
+// a Backlogger, and what the store's retention sweeps removed when it is a
+// store.Sweeper.
 func newMetrics(cfg Config, groups func() []string) (*metrics, error) {
 	reg := cfg.Metrics
 	if reg == nil {
@@ -67,6 +68,9 @@ func newMetrics(cfg Config, groups func() []string) (*metrics, error) {
 			desc: prometheus.NewDesc("baton_group_backlog_messages",
 				"Messages waiting for a consumer group, as its transport counts them when scraped (RabbitMQ: ready messages in the group's queue; NATS: the group's messages not yet acked; embedded: messages in the group's queue not yet settled).",
 				[]string{"group"}, nil)})
+	}
+	if sw, ok := cfg.Store.(store.Sweeper); ok {
+		cs = append(cs, newSwept(sw))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

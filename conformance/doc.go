@@ -32,6 +32,11 @@
 //     test does not declare Atomic fails those cases: the runtime commits
 //     through every Committer, so its commits are checked.
 //   - A store that implements store.Expirer gets the inbox retention case.
+//   - A store that implements store.Sweeper gets the retention cases: a
+//     sweep at a chosen time removes exactly the old journal entries, ended
+//     runs and dead letters, the oldest dead letters beyond the cap, and a
+//     dead letter keeps a bounded body. Open the suite's stores with a
+//     Retention.DeadCap of at most 100, so that the cap can be filled.
 //   - A store declared Atomic (it is also the bus.Transport) gets the outbox
 //     cases: the messages of a run transition are delivered with it, to one
 //     group or to every group bound to their type. A store-only backend

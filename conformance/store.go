@@ -488,7 +488,11 @@ func deadDiff(want, got store.DeadLetter) string {
 		add("Type", got.Type, want.Type)
 	}
 	if !bytes.Equal(got.Body, want.Body) {
-		add("Body", fmt.Sprintf("%q", got.Body), fmt.Sprintf("%q", want.Body))
+		if max(len(got.Body), len(want.Body)) > 200 {
+			add("Body", fmt.Sprintf("%d bytes", len(got.Body)), fmt.Sprintf("%d bytes", len(want.Body)))
+		} else {
+			add("Body", fmt.Sprintf("%q", got.Body), fmt.Sprintf("%q", want.Body))
+		}
 	}
 	if got.EventID != want.EventID {
 		add("EventID", got.EventID, want.EventID)

@@ -34,13 +34,18 @@ const (
 	// while bounding the journal to a month of traffic.
 	DefaultAge = 30 * 24 * time.Hour
 	// DefaultDeadCap, 100,000 dead letters, is far more than anyone reads
-	// and, at the body bound, at most about 25 GiB.
+	// one by one, and enough to replay a whole outage's worth.
 	DefaultDeadCap = 100_000
-	// DefaultDeadBody, 256 KiB, keeps every event Baton accepts whole (the
-	// API refuses bodies over 1 MiB, brokers rarely carry more) while a
-	// storm of oversized messages cannot fill the store.
+	// DefaultDeadBody, 256 KiB, keeps a typical event (a few KiB) whole
+	// many times over, while a dead letter of an oversized message costs
+	// at most that: with the cap, at most about 25 GiB of bodies.
 	DefaultDeadBody = 256 << 10
 )
+
+// KeepAll is the Retention that bounds nothing: for a process that opens a
+// store to read it (a command-line tool), and leaves the sweeps to those
+// that run the parts.
+var KeepAll = Retention{Age: -1, DeadCap: -1, DeadBody: -1}
 
 // SweepEvery is how often a store applies its Retention in the background,
 // starting when it is opened.

@@ -93,8 +93,9 @@ var migrations embed.FS
 
 // Open connects to PostgreSQL, applies the migrations the schema lacks and
 // returns the store. Until Close, a sweeper removes expired inbox marks
-// every minute, a writer gathers concurrent journal appends and a reader
-// concurrent Seens.
+// every minute, another applies cfg.Retention at once and every
+// store.SweepEvery, a writer gathers concurrent journal appends and a
+// reader concurrent Seens.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
 		return nil, baton.Errorf(baton.Invalid, "open postgres store", "no URL given (postgres://user@host:5432/database)")

@@ -89,7 +89,8 @@ const (
 
 // Open connects to the Redis server at cfg.URL and checks that it answers.
 // Until Close, a settler gathers concurrent Settles into one script call,
-// and an inbox reader concurrent Seens into one MGET.
+// an inbox reader concurrent Seens into one MGET, and a sweeper applies
+// cfg.Retention at once and every store.SweepEvery.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
 		return nil, baton.Errorf(baton.Invalid, "redisstore open", "no Redis URL given (e.g. redis://127.0.0.1:6379/0)")

@@ -70,10 +70,10 @@ func redact(u string) string { return backend.Redact(u) }
 
 // openBackends opens the transport and the store that busURL and storeURL
 // name (see backend.Open): the embedded backend in dataDir as both, or a
-// broker and a database in namespace. close closes what was opened, the
-// transport first.
-func openBackends(ctx context.Context, busURL, storeURL, dataDir, namespace string) (t bus.Transport, s store.Store, close func() error, err error) {
-	b, err := backend.Open(ctx, backend.Config{Bus: busURL, Store: storeURL, Data: dataDir, Namespace: namespace})
+// broker and a database in namespace, which sweeps what ret says. close
+// closes what was opened, the transport first.
+func openBackends(ctx context.Context, busURL, storeURL, dataDir, namespace string, ret store.Retention) (t bus.Transport, s store.Store, close func() error, err error) {
+	b, err := backend.Open(ctx, backend.Config{Bus: busURL, Store: storeURL, Data: dataDir, Namespace: namespace, Retention: ret})
 	if err != nil {
 		var coded *baton.Error
 		if errors.As(err, &coded) && coded.Code == baton.Invalid && coded.Op == "" {

@@ -167,7 +167,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 			defer os.RemoveAll(dir)
 		}
 	}
-	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, dir, cfg.backends.namespace)
+	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, dir, cfg.backends.namespace, store.Retention{})
 	if err != nil {
 		if b, s, _ := pickBackends(cfg.backends.bus, cfg.backends.store); b == kindEmbedded && s == kindEmbedded && baton.ErrorCode(err) == baton.Unavailable {
 			return fmt.Errorf("cannot open data directory %s; is another baton process using it? (%w)\nwhile a demo runs on it, inspect it with baton status, dlq or tail --data %s", dir, err, dir)
@@ -202,7 +202,7 @@ func demo(ctx context.Context, e *env, cfg demoConfig) (err error) {
 				return err
 			}
 			fmt.Fprintf(e.stderr, "namespace %s held an earlier demo run whose ledger is not here: deleted it to start afresh (keep runs apart with --namespace; resume one with its --data)\n", cfg.backends.namespace)
-			if tp, st, closeBackends, err = openBackends(ctx, cfg.backends.bus, cfg.backends.store, dir, cfg.backends.namespace); err != nil {
+			if tp, st, closeBackends, err = openBackends(ctx, cfg.backends.bus, cfg.backends.store, dir, cfg.backends.namespace, store.Retention{}); err != nil {
 				return err
 			}
 		}

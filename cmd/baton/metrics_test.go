@@ -26,6 +26,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/store"
 )
 
 // scrapeMetrics reads a /metrics page into "name{label="value",...}" ->
@@ -94,7 +95,7 @@ func TestBacklogMetric(t *testing.T) {
 			ns := testNamespace()
 			tc.clean(t, ns)
 			ctx := t.Context()
-			tp, st, closeBackends, err := openBackends(ctx, tc.bus(), tc.store(), t.TempDir(), ns)
+			tp, st, closeBackends, err := openBackends(ctx, tc.bus(), tc.store(), t.TempDir(), ns, store.Retention{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +173,7 @@ func TestOutboxMetric(t *testing.T) {
 			ns := testNamespace()
 			tc.clean(t, ns)
 			ctx := t.Context()
-			tp, st, closeBackends, err := openBackends(ctx, tc.bus, tc.store, "", ns)
+			tp, st, closeBackends, err := openBackends(ctx, tc.bus, tc.store, "", ns, store.Retention{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +238,7 @@ func TestWorkerMetricsScrapedByPrometheus(t *testing.T) {
 	waitFor(t, "the worker to start", func() bool { return metricsLine.MatchString(errOut.String()) }, exited, &errOut)
 	endpoint := metricsLine.FindStringSubmatch(errOut.String())[1]
 
-	tp, st, closeBackends, err := openBackends(ctx, natsTestURL(), redisTestURL(), "", ns)
+	tp, st, closeBackends, err := openBackends(ctx, natsTestURL(), redisTestURL(), "", ns, store.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}

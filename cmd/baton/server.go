@@ -48,6 +48,7 @@ type serverConfig struct {
 	failRate      float64
 	stopTimeout   time.Duration
 	backends      backendConfig
+	retention     store.Retention
 }
 
 // listFlag is a flag that may be repeated.
@@ -168,6 +169,7 @@ with --server.`,
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "with --demo, the share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
 	f.DurationVar(&cfg.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, wait up to `D` for each part to finish its work")
 	backends := f.backendFlags()
+	retention := f.retentionFlags()
 	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -175,6 +177,10 @@ with --server.`,
 		return err
 	}
 	cfg.backends = *backends
+	var err error
+	if cfg.retention, err = retention.fromEnv(e, "server"); err != nil {
+		return err
+	}
 	if len(cfg.tokens) == 0 {
 		for t := range strings.SplitSeq(e.env(envToken), ",") {
 			if t = strings.TrimSpace(t); t != "" {
@@ -309,7 +315,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		return err
 	}
 	defer stopTracing()
-	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
+	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace, cfg.retention)
 	if err != nil {
 		return err
 	}

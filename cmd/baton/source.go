@@ -97,7 +97,7 @@ func openSource(ctx context.Context, dir string) (src source, live bool, err err
 	if !isDataDir(dir) {
 		return nil, false, fmt.Errorf("no data directory at %s; run baton demo --data %s --keep first", dir, dir)
 	}
-	b, err := embedded.Open(embedded.Config{Dir: dir})
+	b, err := embedded.Open(embedded.Config{Dir: dir, Retention: store.KeepAll})
 	if err == nil {
 		return direct{Store: b, tp: b, close: b.Close}, false, nil
 	}
@@ -121,7 +121,9 @@ func openSource(ctx context.Context, dir string) (src source, live bool, err err
 // openDirect opens the transport and the store of c: a broker and a
 // database, reached directly.
 func openDirect(ctx context.Context, c *backendConfig) (source, error) {
-	tp, st, closeAll, err := openBackends(ctx, c.bus, c.store, "", c.namespace)
+	// A tool keeps everything: the processes that run the parts sweep, by
+	// their own --retention.
+	tp, st, closeAll, err := openBackends(ctx, c.bus, c.store, "", c.namespace, store.KeepAll)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	expectation "github.com/batonhq/baton/expect"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/runner"
+	"github.com/batonhq/baton/store"
 )
 
 // workerConfig is what baton worker's flags set.
@@ -28,6 +29,7 @@ type workerConfig struct {
 	concurrency int
 	metrics     string
 	backends    backendConfig
+	retention   store.Retention
 }
 
 // The intervals of baton worker: a stats line every statsEvery, and up to
@@ -95,6 +97,7 @@ flight (the others are redelivered), and closes the backends.`,
 	f.IntVar(&cfg.concurrency, "concurrency", 0, "events each service handles at once, `N` (default 0: the runtime's default, 32)")
 	f.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (default none)")
 	backends := f.backendFlags()
+	retention := f.retentionFlags()
 	if _, err := f.parseArgs(e, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -102,6 +105,10 @@ flight (the others are redelivered), and closes the backends.`,
 		return err
 	}
 	cfg.backends = *backends
+	var err error
+	if cfg.retention, err = retention.fromEnv(e, "worker"); err != nil {
+		return err
+	}
 	known := orderServiceNames()
 	if len(cfg.services) == 0 {
 		return usagef("worker: missing --service NAME: give one of %s; see baton worker --help", strings.Join(known, ", "))
@@ -140,7 +147,7 @@ func worker(ctx context.Context, e *env, cfg workerConfig) error {
 		return err
 	}
 	defer stopTracing()
-	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace)
+	tp, st, closeBackends, err := openBackends(ctx, cfg.backends.bus, cfg.backends.store, cfg.data, cfg.backends.namespace, cfg.retention)
 	if err != nil {
 		return err
 	}

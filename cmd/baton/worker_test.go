@@ -73,7 +73,7 @@ func TestWorkerOnNATSAndRedis(t *testing.T) {
 
 	// Place the orders from a runtime of this test's own, on the same bus
 	// and store.
-	tp, st, closeBackends, err := openBackends(ctx, natsTestURL(), redisTestURL(), "", ns)
+	tp, st, closeBackends, err := openBackends(ctx, natsTestURL(), redisTestURL(), "", ns, store.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}
