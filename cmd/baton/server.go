@@ -37,6 +37,8 @@ type serverConfig struct {
 	routes        []string
 	webhooks      []string
 	webhookSecret string
+	webhookFor    time.Duration
+	webhookCap    time.Duration
 	demo          bool
 	services      bool
 	failRate      float64
@@ -84,9 +86,13 @@ which only this user may open: baton status, dlq, tail, run and schedule
 with --data DIR reach it there.
 
 Webhooks get run.completed, run.failed, dead_letter, expectation.broken and
-expectation.cleared notifications as JSON POSTs signed with HMAC-SHA256
-(header Baton-Signature) using --webhook-secret (or BATON_WEBHOOK_SECRET),
-retried with backoff.
+expectation.cleared notifications as JSON POSTs signed with the Standard
+Webhooks scheme (headers webhook-id, webhook-timestamp, webhook-signature;
+docs/security.md) using --webhook-secret (or BATON_WEBHOOK_SECRET): give it
+as whsec_ and the base64 of a random key. Each delivery is kept in the store
+until the webhook answers it, so a restart sends what a crash interrupted;
+failures are retried with backoff, up to --webhook-backoff-cap apart, for
+--webhook-retry-for after the notification, then given up.
 
 An --expect file declares expectations of choreography in YAML or JSON
 ("after payment.processed.v1, inventory.reserved.v1 or inventory.failed.v1
@@ -138,7 +144,9 @@ with --server.`,
 	f.Var(listFlag{&cfg.expectFiles}, "expect", "also watch the expectations declared in `FILE` (YAML or JSON; repeatable) (default none)")
 	f.Var(listFlag{&cfg.routes}, "route", "send steps of event type TYPE to the consumer group GROUP, as `TYPE=GROUP` (repeatable) (default none)")
 	f.Var(listFlag{&cfg.webhooks}, "webhook", "POST notifications to `URL` (repeatable) (default none)")
-	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET` (default: BATON_WEBHOOK_SECRET)")
+	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET`, whsec_ and the base64 of a key (default: BATON_WEBHOOK_SECRET)")
+	f.DurationVar(&cfg.webhookFor, "webhook-retry-for", 24*time.Hour, "retry a webhook delivery for `D` after its notification, then give it up")
+	f.DurationVar(&cfg.webhookCap, "webhook-backoff-cap", time.Hour, "wait at most `D` between the attempts of a webhook delivery")
 	f.BoolVar(&cfg.demo, "demo", false, "also run the orders example: its order flow and, unless --services=false, its services")
 	f.BoolVar(&cfg.services, "services", true, "with --demo, run the order services in this process (--services=false: only the coordinator, which sends their steps to baton worker processes)")
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "with --demo, the share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
@@ -170,6 +178,8 @@ with --server.`,
 		return usagef("server: --fail-rate is the demo's: it makes the orders example's services fail; give --demo too")
 	case len(cfg.webhooks) > 0 && cfg.webhookSecret == "":
 		return usagef("server: --webhook needs --webhook-secret (or %s): receivers verify the signature with it", envWebhookSecret)
+	case cfg.webhookFor <= 0 || cfg.webhookCap <= 0:
+		return usagef("server: --webhook-retry-for %v, --webhook-backoff-cap %v: give positive durations", cfg.webhookFor, cfg.webhookCap)
 	case cfg.stopTimeout <= 0:
 		return usagef("server: --stop-timeout %v: give a positive duration", cfg.stopTimeout)
 	}
@@ -280,7 +290,11 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		hooks = append(hooks, notify.Webhook{URL: u, Secret: cfg.webhookSecret})
 	}
 	reg := newRegistry()
-	hub, err := notify.New(notify.Config{Webhooks: hooks, Logger: log, Metrics: reg})
+	hubCfg := notify.Config{Webhooks: hooks, Logger: log, Metrics: reg, MaxAge: cfg.webhookFor, Retry: baton.RetryPolicy{Cap: cfg.webhookCap}}
+	if d, ok := st.(store.Deliveries); ok {
+		hubCfg.Store = d
+	}
+	hub, err := notify.New(hubCfg)
 	if err != nil {
 		return fmt.Errorf("--webhook: %w", err)
 	}
