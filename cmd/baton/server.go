@@ -114,7 +114,8 @@ share the runs (a transition is a compare-and-set on the run's revision) and
 each schedule tick starts one run whichever server sees it first.
 
 Ctrl-C (or SIGTERM) stops gracefully, in this order: stop taking requests,
-stop the notification hub (ending event streams, flushing webhooks), stop
+stop the notification hub (ending event streams and letting webhook requests
+under way finish; unanswered deliveries stay in the store), stop
 the schedules and the coordinator, stop the services, close the data
 directory.
 
@@ -131,7 +132,7 @@ with --server.`,
 		"baton server --demo",
 		"baton server --demo --data ./baton-data --fail-rate 0.1",
 		"baton server --addr 0.0.0.0:7070 --token $(cat token.txt)",
-		"baton server --webhook https://hooks.example.com/baton --webhook-secret s3cret",
+		"baton server --webhook https://hooks.example.com/baton --webhook-secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		"baton server --flows flows.yaml --expect expectations.yaml",
 		"baton server --demo --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
 		"baton server --flows flows.yaml --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
