@@ -265,10 +265,11 @@ func testDeliveryClaimRace(t *testing.T, st store.Deliveries) {
 	}
 	addDeliveries(t, st, ds...)
 	var (
-		mu     sync.Mutex
-		counts = map[string]int{}
-		wg     sync.WaitGroup
-		errs   = make(chan error, 4)
+		mu      sync.Mutex
+		counts  = map[string]int{}
+		claimed int // in all, which ends the race should claims not hide
+		wg      sync.WaitGroup
+		errs    = make(chan error, 4)
 	)
 	for range 4 {
 		wg.Go(func() {
@@ -278,14 +279,16 @@ func testDeliveryClaimRace(t *testing.T, st store.Deliveries) {
 					errs <- err
 					return
 				}
-				if len(got) == 0 {
-					return
-				}
 				mu.Lock()
 				for _, d := range got {
 					counts[d.ID]++
 				}
+				claimed += len(got)
+				over := len(got) == 0 || claimed > 2*n
 				mu.Unlock()
+				if over {
+					return
+				}
 			}
 		})
 	}

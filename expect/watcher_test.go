@@ -19,6 +19,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend"
+	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/backend/natsbus"
 	"github.com/batonhq/baton/backend/pgstore"
 	"github.com/batonhq/baton/backend/rabbitbus"
@@ -177,7 +178,13 @@ func hub(t *testing.T) (*notify.Hub, *notes) {
 		n.add(n.webhook, got.Kind, got.Run.Key)
 	}))
 	t.Cleanup(srv.Close)
-	h, err := notify.New(notify.Config{Webhooks: []notify.Webhook{{URL: srv.URL, Secret: secret}}})
+	// The webhook's deliveries wait in a store of their own.
+	deliveries, err := embedded.Open(embedded.Config{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deliveries.Close() })
+	h, err := notify.New(notify.Config{Webhooks: []notify.Webhook{{URL: srv.URL, Secret: secret}}, Store: deliveries})
 	if err != nil {
 		t.Fatal(err)
 	}

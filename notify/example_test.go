@@ -8,21 +8,27 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/batonhq/baton/backend/embedded"
 	"github.com/batonhq/baton/flow"
 	"github.com/batonhq/baton/notify"
 	"github.com/batonhq/baton/store"
 )
 
-// A receiver checks each request's signature before trusting it.
+// A receiver checks each request's signature before trusting it, and
+// dedupes by webhook-id, which the signature covers.
 func ExampleVerify() {
-	secret := []byte("s3cret")
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	body := []byte(`{"kind":"run.completed"}`)
 	sent := time.Unix(1_700_000_000, 0)
-	header := notify.Sign(secret, body, sent)
+	sig, _ := notify.Sign(secret, "01JD5QX8", sent, body)
+	h := http.Header{}
+	h.Set(notify.HeaderID, "01JD5QX8")
+	h.Set(notify.HeaderTimestamp, fmt.Sprint(sent.Unix()))
+	h.Set(notify.HeaderSignature, sig)
 
-	fmt.Println(notify.Verify(secret, body, header, sent.Add(time.Minute), 5*time.Minute))
-	fmt.Println(notify.Verify(secret, []byte(`{"kind":"run.failed"}`), header, sent, 5*time.Minute))
-	fmt.Println(notify.Verify(secret, body, header, sent.Add(time.Hour), 5*time.Minute))
+	fmt.Println(notify.Verify(secret, h, body, sent.Add(time.Minute), 5*time.Minute))
+	fmt.Println(notify.Verify(secret, h, []byte(`{"kind":"run.failed"}`), sent, 5*time.Minute))
+	fmt.Println(notify.Verify(secret, h, body, sent.Add(time.Hour), 5*time.Minute))
 	// Output:
 	// <nil>
 	// verify webhook signature: signature does not match
@@ -30,19 +36,27 @@ func ExampleVerify() {
 }
 
 func ExampleHub() {
-	secret := "s3cret"
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	received := make(chan string, 1)
 	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if err := notify.Verify([]byte(secret), body, r.Header.Get("Baton-Signature"), time.Now(), 5*time.Minute); err != nil {
+		if err := notify.Verify(secret, r.Header, body, time.Now(), 5*time.Minute); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		received <- r.Header.Get("Baton-Event") + " " + string(body)
+		received <- r.Header.Get(notify.HeaderEvent) + " " + string(body)
 	}))
 	defer endpoint.Close()
 
-	hub, err := notify.New(notify.Config{Webhooks: []notify.Webhook{{URL: endpoint.URL, Secret: secret}}})
+	// The deliveries wait in the store until they are sent: any Baton
+	// store, here the embedded one in memory.
+	st, err := embedded.Open(embedded.Config{Memory: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer st.Close()
+	hub, err := notify.New(notify.Config{Store: st, Webhooks: []notify.Webhook{{URL: endpoint.URL, Secret: secret}}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -9,22 +9,28 @@
 //   - A subscriber has a buffered channel. One that falls a whole buffer
 //     behind is dropped: its channel is closed and its stream ends, and the
 //     client reconnects (the stream asks it to retry after 2s).
-//   - A webhook has a bounded queue and a small pool of sender goroutines.
-//     A notification that finds the queue full is dropped, logged and
-//     counted. Each request is a JSON POST signed with HMAC-SHA256 (Sign,
-//     Verify); network errors, timeouts, 5xx and 429 are retried with
-//     exponential backoff and full jitter, other statuses are given up at
-//     once. Retries wait in the background, not in the queue.
+//   - A webhook's deliveries are kept in the store (Config.Store, the
+//     webhook outbox): Notify writes one per webhook that wants the
+//     notification before it returns, and the webhook's senders claim them
+//     with a lease, so that several servers sharing the store do not post
+//     the same one at once, and a restart sends what a crash interrupted.
+//     Each request is a JSON POST signed with the Standard Webhooks scheme
+//     (Sign, Verify). Network errors, timeouts, 5xx and 429 are retried
+//     with exponential backoff and full jitter for Config.MaxAge (24h by
+//     default); other statuses are given up at once. A delivery given up
+//     is logged, counted as failed and deleted.
 //
-// Delivery to a webhook is at least once while the hub runs: a receiver
-// that answered too late may see a notification again, with the same
-// Baton-Delivery id. Notifications are not persisted; those still queued
-// when Stop's deadline passes are lost (and counted as dropped).
+// Delivery to a webhook is at least once: a receiver that answered too late,
+// or a server that crashed after the request and before it recorded the
+// answer, sends a delivery again, with the same webhook-id. The delivery is
+// written after the run transition that caused it, not in the same
+// transaction: a crash between the two loses that notification.
 //
 // Shutdown: Stop stops taking notifications and ends the subscribers'
-// streams, then delivers what the webhooks' queues hold until its context
-// ends. Stop the hub before waiting for an HTTP server to shut down, since a
-// server waits for its open event streams.
+// streams, stops claiming deliveries, and waits for the requests under way
+// until its context ends; what is left stays in the store for the next
+// start. Stop the hub before waiting for an HTTP server to shut down, since
+// a server waits for its open event streams.
 package notify
 
 import (
@@ -43,25 +49,31 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/event"
 	"github.com/batonhq/baton/flow"
+	"github.com/batonhq/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Hub; the zero value of each field means its default.
 type Config struct {
 	Webhooks []Webhook
+	// Store keeps the webhooks' deliveries until they are sent; required
+	// with Webhooks. Every Baton store is a store.Deliveries.
+	Store store.Deliveries
 	// Logger receives delivery failures and drops; the default discards.
 	Logger *slog.Logger
-	// Retry is the webhooks' retry policy; its zero fields mean 6 attempts,
-	// a base of 500ms and a cap of 30s.
+	// Retry is the webhooks' backoff: its zero Base means 1s and its zero
+	// Cap 1h; MaxAttempts, when set, gives a delivery up after that many
+	// attempts even within MaxAge.
 	Retry baton.RetryPolicy
+	// MaxAge is how long a delivery is retried after its notification;
+	// the default is 24h.
+	MaxAge time.Duration
 	// Client sends the webhooks' requests; the default has a 10s timeout
-	// and does not follow redirects (a 3xx is given up, like a 4xx).
+	// and does not follow redirects (a 3xx is given up, like a 4xx). A
+	// delivery is claimed for twice its timeout, at least 30s.
 	Client *http.Client
-	// QueueSize bounds the deliveries each webhook holds, queued or waiting
-	// to be retried; the default is 1024.
-	QueueSize int
-	// Senders is the number of goroutines posting to each webhook; the
-	// default is 4.
+	// Senders is the number of requests under way to each webhook at
+	// most; the default is 4.
 	Senders int
 	// Buffer is the number of notifications a subscriber may fall behind
 	// before it is dropped; the default is 256.
@@ -74,7 +86,10 @@ type Config struct {
 // Webhook is an endpoint that receives notifications.
 type Webhook struct {
 	URL string // http or https
-	// Secret is the HMAC-SHA256 key of the Baton-Signature header; required.
+	// Secret signs the requests (webhook-signature); required. Give it in
+	// the Standard Webhooks form, "whsec_" and the base64 of a random key
+	// (openssl rand -base64 32), which receivers' libraries take as it is;
+	// any other string is the key byte for byte.
 	Secret string
 	// Kinds are the notification kinds to send; empty means run.completed,
 	// run.failed, dead_letter, expectation.broken and expectation.cleared.
@@ -90,20 +105,22 @@ var knownKinds = []string{flow.RunCompleted, flow.RunFailed, flow.RunCancelled, 
 
 // Default values of Config.
 const (
-	defaultAttempts  = 6
-	defaultBase      = 500 * time.Millisecond
-	defaultCap       = 30 * time.Second
-	defaultTimeout   = 10 * time.Second
-	defaultQueueSize = 1024
-	defaultSenders   = 4
-	defaultBuffer    = 256
+	defaultBase    = time.Second
+	defaultCap     = time.Hour
+	defaultMaxAge  = 24 * time.Hour
+	defaultTimeout = 10 * time.Second
+	defaultSenders = 4
+	defaultBuffer  = 256
 )
 
 // Hub fans notifications out to live subscribers and to webhooks. Create
 // it with New, Start it to send webhooks, Stop it to shut down.
 type Hub struct {
 	log     *slog.Logger
+	store   store.Deliveries
 	retry   baton.RetryPolicy
+	maxAge  time.Duration
+	lease   time.Duration
 	client  *http.Client
 	buffer  int
 	workers int
@@ -113,9 +130,10 @@ type Hub struct {
 	subs     map[*subscription]struct{}
 	started  bool
 	stopping bool
-	cancel   context.CancelFunc
+	cancel   context.CancelFunc // ends the claims
+	abort    context.CancelFunc // ends the requests under way
 
-	wg       sync.WaitGroup // the senders and the retries waiting
+	wg       sync.WaitGroup // the senders and their requests
 	stopOnce sync.Once
 	stopErr  error
 	stopped  chan struct{}
@@ -126,15 +144,20 @@ type Hub struct {
 var _ flow.Notifier = (*Hub)(nil)
 
 // New validates cfg and returns a hub that is not started: subscribers work
-// at once, webhooks are queued until Start.
+// at once, webhooks' deliveries are stored and wait for Start.
 func New(cfg Config) (*Hub, error) {
 	const op = "new notify hub"
-	if cfg.QueueSize < 0 || cfg.Senders < 0 || cfg.Buffer < 0 {
-		return nil, baton.Errorf(baton.Invalid, op, "negative QueueSize, Senders or Buffer")
+	if cfg.Senders < 0 || cfg.Buffer < 0 || cfg.MaxAge < 0 {
+		return nil, baton.Errorf(baton.Invalid, op, "negative Senders, Buffer or MaxAge")
+	}
+	if len(cfg.Webhooks) > 0 && cfg.Store == nil {
+		return nil, baton.Errorf(baton.Invalid, op, "%w", errNoStore)
 	}
 	h := &Hub{
 		log:     cfg.Logger,
+		store:   cfg.Store,
 		retry:   cfg.Retry,
+		maxAge:  cfg.MaxAge,
 		client:  cfg.Client,
 		buffer:  orDefault(cfg.Buffer, defaultBuffer),
 		workers: orDefault(cfg.Senders, defaultSenders),
@@ -144,8 +167,8 @@ func New(cfg Config) (*Hub, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	if h.retry.MaxAttempts <= 0 {
-		h.retry.MaxAttempts = defaultAttempts
+	if h.maxAge == 0 {
+		h.maxAge = defaultMaxAge
 	}
 	if h.retry.Base <= 0 {
 		h.retry.Base = defaultBase
@@ -159,9 +182,9 @@ func New(cfg Config) (*Hub, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	queue := orDefault(cfg.QueueSize, defaultQueueSize)
+	h.lease = max(minLease, 2*h.client.Timeout)
 	for i, wh := range cfg.Webhooks {
-		s, err := newSender(h, wh, queue)
+		s, err := newSender(h, wh)
 		if err != nil {
 			return nil, baton.Errorf(baton.Invalid, op, "webhook %d: %w", i, err)
 		}
@@ -181,7 +204,7 @@ func orDefault(n, def int) int {
 }
 
 // newSender checks a webhook's configuration.
-func newSender(h *Hub, wh Webhook, queue int) (*sender, error) {
+func newSender(h *Hub, wh Webhook) (*sender, error) {
 	u, err := url.Parse(wh.URL)
 	if err != nil {
 		return nil, fmt.Errorf("url does not parse: %w", err)
@@ -196,6 +219,10 @@ func newSender(h *Hub, wh Webhook, queue int) (*sender, error) {
 	if wh.Secret == "" {
 		return nil, fmt.Errorf("%s: a secret is required to sign the requests", name)
 	}
+	secret, err := key(wh.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("%s: secret: %w", name, err)
+	}
 	kinds := wh.Kinds
 	if len(kinds) == 0 {
 		kinds = defaultKinds
@@ -208,13 +235,14 @@ func newSender(h *Hub, wh Webhook, queue int) (*sender, error) {
 		set[k] = true
 	}
 	return &sender{
-		hub:     h,
-		url:     u.String(),
-		name:    name,
-		secret:  []byte(wh.Secret),
-		kinds:   set,
-		queue:   make(chan *delivery, queue),
-		drained: make(chan struct{}),
+		hub:    h,
+		key:    webhookKey(u.String()),
+		url:    u.String(),
+		name:   name,
+		secret: secret,
+		kinds:  set,
+		slots:  make(chan struct{}, h.workers),
+		wake:   make(chan struct{}, 1),
 	}, nil
 }
 
@@ -242,21 +270,20 @@ func (h *Hub) Start(ctx context.Context) error {
 		return baton.Errorf(baton.Conflict, "start notify hub", "hub already started")
 	}
 	h.started = true
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h.cancel = cancel
+	posts, abort := context.WithCancel(context.WithoutCancel(ctx))
+	claims, cancel := context.WithCancel(posts)
+	h.cancel, h.abort = cancel, abort
 	for _, s := range h.hooks {
-		for range h.workers {
-			h.wg.Go(func() { s.run(runCtx) })
-		}
+		h.wg.Go(func() { s.run(claims, posts) })
 	}
 	return nil
 }
 
-// Stop stops taking notifications, closes the subscribers' channels (which
-// ends their streams), and delivers what the webhooks hold, retries
-// included, until ctx ends; then it aborts the requests under way and
-// counts what is left as dropped. It is idempotent: later calls wait for
-// the first and return its result.
+// Stop closes the subscribers' channels (which ends their streams), stops
+// claiming webhook deliveries, and waits for the requests under way until
+// ctx ends; then it aborts them and releases their deliveries, which stay
+// in the store for the next start (or another server) to send. It is
+// idempotent: later calls wait for the first and return its result.
 func (h *Hub) Stop(ctx context.Context) error {
 	h.stopOnce.Do(func() {
 		h.stopErr = h.stop(ctx)
@@ -274,53 +301,42 @@ func (h *Hub) stop(ctx context.Context) error {
 		close(s.ch)
 	}
 	h.mu.Unlock()
-	for _, s := range h.hooks {
-		s.close()
-	}
-	var err error
-	if started {
-	wait:
-		for _, s := range h.hooks {
-			select {
-			case <-s.drained:
-			case <-ctx.Done():
-				err = ctx.Err()
-				break wait
-			}
-		}
-		h.cancel()
-		h.wg.Wait()
-	}
-	var left int64
-	for _, s := range h.hooks {
-		left += int64(s.left())
-	}
-	if left == 0 {
+	if !started {
 		return nil
 	}
-	h.dropped.Add(left)
-	h.log.Error("notify: webhook deliveries dropped at stop", "count", left, "started", started)
-	if !started {
-		return baton.Errorf(baton.Unavailable, "stop notify hub", "never started: %d webhook deliveries dropped", left)
+	h.cancel()
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		h.abort()
+		<-done
+		h.log.Warn("notify: webhook requests aborted at stop; their deliveries stay in the store")
+		return baton.Errorf(baton.Unavailable, "stop notify hub", "webhook requests aborted, their deliveries kept for the next start: %w", ctx.Err())
 	}
-	return baton.Errorf(baton.Unavailable, "stop notify hub", "%d webhook deliveries dropped: %w", left, err)
 }
 
 // Stopped is closed when Stop has finished.
 func (h *Hub) Stopped() <-chan struct{} { return h.stopped }
 
 // Stats counts webhook deliveries (one per notification and webhook that
-// wants it): sent with a 2xx answer, failed for good (given up or out of
-// attempts), and dropped (the queue was full, the hub was stopping, or
-// Stop's deadline passed). Subscribers dropped for being slow are logged,
-// not counted here.
+// wants it) since New: sent with a 2xx answer, failed for good (given up,
+// or out of attempts or time), and dropped (never stored: the store
+// refused the write, or the notification did not encode). Subscribers
+// dropped for being slow are logged, not counted here.
 func (h *Hub) Stats() (sent, failed, dropped int64) {
 	return h.sent.Load(), h.failed.Load(), h.dropped.Load()
 }
 
 // Notify hands n, trimmed (flow.Notification.Trim), to the subscribers and
-// queues it for the webhooks that want its kind; it does not wait for
-// either. A zero n.Time is set to now.
+// stores a delivery for each webhook that wants its kind; it waits for that
+// store write (at most 5s), not for the subscribers or the webhooks. A zero
+// n.Time is set to now.
 func (h *Hub) Notify(ctx context.Context, n flow.Notification) {
 	n = n.Trim() // a refused 1 MiB start is not sent whole to every subscriber
 	if n.Time.IsZero() {
@@ -328,7 +344,6 @@ func (h *Hub) Notify(ctx context.Context, n flow.Notification) {
 	}
 	var slow []*subscription
 	h.mu.RLock()
-	stopping := h.stopping
 	for s := range h.subs {
 		if !s.wants(n.Kind) {
 			continue
@@ -345,34 +360,46 @@ func (h *Hub) Notify(ctx context.Context, n flow.Notification) {
 			h.log.WarnContext(ctx, "notify: subscriber dropped: it fell a whole buffer behind", "buffer", h.buffer, "kind", n.Kind)
 		}
 	}
-	h.queue(ctx, n, stopping)
+	h.queue(ctx, n)
 }
 
-// queue hands n to the webhooks that want it.
-func (h *Hub) queue(ctx context.Context, n flow.Notification, stopping bool) {
-	var body []byte
+// queue stores a delivery of n for each webhook that wants it, and wakes
+// their senders. A hub that is stopping still stores them: the next start
+// sends them.
+func (h *Hub) queue(ctx context.Context, n flow.Notification) {
+	var (
+		body  []byte
+		ds    []store.Delivery
+		woken []*sender
+	)
 	for _, s := range h.hooks {
 		if !s.kinds[n.Kind] {
-			continue
-		}
-		if stopping {
-			h.dropped.Add(1)
-			h.log.ErrorContext(ctx, "notify: webhook notification dropped: hub stopping", "webhook", s.name, "kind", n.Kind)
 			continue
 		}
 		if body == nil {
 			var err error
 			if body, err = json.Marshal(n); err != nil {
-				h.failed.Add(1)
+				h.dropped.Add(1)
 				h.log.ErrorContext(ctx, "notify: webhook notification not encoded", "webhook", s.name, "kind", n.Kind, "err", err)
 				continue
 			}
 		}
-		d := &delivery{id: event.NewID(), kind: n.Kind, body: body}
-		if err := s.enqueue(d); err != nil {
-			h.dropped.Add(1)
-			h.log.ErrorContext(ctx, "notify: webhook notification dropped", "webhook", s.name, "kind", n.Kind, "delivery", d.id, "err", err)
-		}
+		now := time.Now().UTC()
+		ds = append(ds, store.Delivery{ID: event.NewID(), Webhook: s.key, Kind: n.Kind, Body: body, Created: now, Next: now})
+		woken = append(woken, s)
+	}
+	if len(ds) == 0 {
+		return
+	}
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := h.store.AddDeliveries(c, ds...); err != nil {
+		h.dropped.Add(int64(len(ds)))
+		h.log.ErrorContext(ctx, "notify: webhook notification dropped: not stored", "kind", n.Kind, "webhooks", len(ds), "err", err)
+		return
+	}
+	for _, s := range woken {
+		s.poke()
 	}
 }
 

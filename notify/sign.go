@@ -3,8 +3,9 @@ package notify
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -12,97 +13,134 @@ import (
 	"github.com/batonhq/baton"
 )
 
+// Webhook requests are signed with the Standard Webhooks scheme
+// (https://www.standardwebhooks.com/), so that a receiver can verify them
+// with that project's libraries as well as with Verify.
+const (
+	// HeaderID is the delivery's id: the same across the retries of one
+	// notification to one webhook, and across a restart of the server; a
+	// receiver dedupes by it.
+	HeaderID = "webhook-id"
+	// HeaderTimestamp is the attempt's time, in Unix seconds.
+	HeaderTimestamp = "webhook-timestamp"
+	// HeaderSignature is "v1,<base64 HMAC-SHA256 of id.timestamp.body>";
+	// a receiver may get several, space-separated, while secrets rotate.
+	HeaderSignature = "webhook-signature"
+	// HeaderEvent is the notification's kind, also in the body, for
+	// receivers that route before they parse.
+	HeaderEvent = "Baton-Event"
+)
+
+// SecretPrefix starts a secret in the Standard Webhooks form: the base64 of
+// the key follows it. A secret without it is used as the key, byte for byte.
+const SecretPrefix = "whsec_"
+
 // The ways Verify refuses a request; its errors wrap one of them and are
 // baton.Invalid errors.
 var (
-	ErrMalformedSignature = errors.New("malformed signature header")
+	ErrMalformedSignature = errors.New("malformed signature headers")
 	ErrBadSignature       = errors.New("signature does not match")
 	ErrStaleSignature     = errors.New("signature timestamp outside the tolerance")
 )
 
-// Sign returns the Baton-Signature header of body sent at timestamp:
-// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<unix seconds>.<body>">". The
-// timestamp is signed with the body so that a receiver can refuse a request
-// replayed later (Verify's tolerance).
-func Sign(secret, body []byte, timestamp time.Time) string {
-	t := timestamp.Unix()
-	return "t=" + strconv.FormatInt(t, 10) + ",v1=" + hex.EncodeToString(mac(secret, t, body))
+// key returns the HMAC key a secret stands for.
+func key(secret string) ([]byte, error) {
+	if secret == "" {
+		return nil, errors.New("empty secret")
+	}
+	b64, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok {
+		return []byte(secret), nil
+	}
+	k, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(k) == 0 {
+		return nil, errors.New("a secret that starts with " + SecretPrefix + " must go on with the base64 of a key (openssl rand -base64 32)")
+	}
+	return k, nil
 }
 
-func mac(secret []byte, t int64, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write(strconv.AppendInt(nil, t, 10))
+// Sign returns the webhook-signature header of a request with delivery id
+// and body, sent at timestamp, under secret (see SecretPrefix).
+func Sign(secret, id string, timestamp time.Time, body []byte) (string, error) {
+	k, err := key(secret)
+	if err != nil {
+		return "", baton.Errorf(baton.Invalid, "sign webhook", "%w", err)
+	}
+	return sign(k, id, timestamp.Unix(), body), nil
+}
+
+func sign(key []byte, id string, ts int64, body []byte) string {
+	return "v1," + base64.StdEncoding.EncodeToString(mac(key, id, ts, body))
+}
+
+func mac(key []byte, id string, ts int64, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write(strconv.AppendInt(nil, ts, 10))
 	m.Write([]byte{'.'})
 	m.Write(body)
 	return m.Sum(nil)
 }
 
-// Verify checks a Baton-Signature header against body, for receivers of
-// webhooks. It accepts the header when one of its v1 signatures is the
-// HMAC-SHA256 of its timestamp and body under secret (several v1 let a
-// sender rotate secrets) and the timestamp is within tolerance of now, in
-// either direction. A tolerance of zero or less skips the age check, which
-// leaves replays undetected. Unknown keys in the header are ignored.
-func Verify(secret, body []byte, header string, now time.Time, tolerance time.Duration) error {
+// Verify checks the Standard Webhooks headers of a request against its body,
+// for receivers of webhooks. It accepts the request when one of the v1
+// signatures in webhook-signature is the HMAC-SHA256 of
+// "webhook-id.webhook-timestamp.body" under secret (see SecretPrefix) and
+// the timestamp is within tolerance of now, in either direction. A tolerance
+// of zero or less skips the age check, which leaves replays undetected.
+// Signatures of other versions are ignored.
+func Verify(secret string, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
 	const op = "verify webhook signature"
-	if len(secret) == 0 {
-		return baton.Errorf(baton.Invalid, op, "empty secret")
+	k, err := key(secret)
+	if err != nil {
+		return baton.Errorf(baton.Invalid, op, "%w", err)
 	}
-	if strings.TrimSpace(header) == "" {
-		return baton.Errorf(baton.Invalid, op, "%w: empty", ErrMalformedSignature)
+	id, ts, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
+	switch {
+	case id == "":
+		return baton.Errorf(baton.Invalid, op, "%w: no %s", ErrMalformedSignature, HeaderID)
+	case ts == "":
+		return baton.Errorf(baton.Invalid, op, "%w: no %s", ErrMalformedSignature, HeaderTimestamp)
+	case strings.TrimSpace(sigs) == "":
+		return baton.Errorf(baton.Invalid, op, "%w: no %s", ErrMalformedSignature, HeaderSignature)
 	}
-	var (
-		ts    int64
-		haveT bool
-		sigs  [][]byte
-	)
-	for part := range strings.SplitSeq(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return baton.Errorf(baton.Invalid, op, "%w: %s %q is not unix seconds", ErrMalformedSignature, HeaderTimestamp, ts)
+	}
+	want := mac(k, id, t, body)
+	v1 := 0
+	for _, sig := range strings.Fields(sigs) {
+		version, b64, ok := strings.Cut(sig, ",")
 		if !ok {
-			return baton.Errorf(baton.Invalid, op, "%w: %q is not key=value", ErrMalformedSignature, part)
+			return baton.Errorf(baton.Invalid, op, "%w: %q is not version,signature", ErrMalformedSignature, sig)
 		}
-		switch k {
-		case "t":
-			if haveT {
-				return baton.Errorf(baton.Invalid, op, "%w: two timestamps", ErrMalformedSignature)
-			}
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return baton.Errorf(baton.Invalid, op, "%w: timestamp %q is not unix seconds", ErrMalformedSignature, v)
-			}
-			ts, haveT = n, true
-		case "v1":
-			sig, err := hex.DecodeString(v)
-			if err != nil || len(sig) != sha256.Size {
-				return baton.Errorf(baton.Invalid, op, "%w: v1 is not a hex HMAC-SHA256", ErrMalformedSignature)
-			}
-			sigs = append(sigs, sig)
+		if version != "v1" {
+			continue
+		}
+		v1++
+		if got, err := base64.StdEncoding.DecodeString(b64); err == nil && hmac.Equal(got, want) {
+			return fresh(op, now, time.Unix(t, 0), tolerance)
 		}
 	}
-	if !haveT {
-		return baton.Errorf(baton.Invalid, op, "%w: no timestamp (t=)", ErrMalformedSignature)
-	}
-	if len(sigs) == 0 {
+	if v1 == 0 {
 		return baton.Errorf(baton.Invalid, op, "%w: no v1 signature", ErrMalformedSignature)
 	}
-	want := mac(secret, ts, body)
-	match := false
-	for _, sig := range sigs {
-		if hmac.Equal(sig, want) {
-			match = true
-		}
+	return baton.Errorf(baton.Invalid, op, "%w", ErrBadSignature)
+}
+
+// fresh checks that a request signed at signed is within tolerance of now.
+func fresh(op string, now, signed time.Time, tolerance time.Duration) error {
+	if tolerance <= 0 {
+		return nil
 	}
-	if !match {
-		return baton.Errorf(baton.Invalid, op, "%w", ErrBadSignature)
+	age := now.Sub(signed)
+	if age > tolerance {
+		return baton.Errorf(baton.Invalid, op, "%w: signed %s ago, tolerance %s", ErrStaleSignature, age.Round(time.Second), tolerance)
 	}
-	if tolerance > 0 {
-		age := now.Sub(time.Unix(ts, 0))
-		if age > tolerance {
-			return baton.Errorf(baton.Invalid, op, "%w: signed %s ago, tolerance %s", ErrStaleSignature, age.Round(time.Second), tolerance)
-		}
-		if age < -tolerance {
-			return baton.Errorf(baton.Invalid, op, "%w: signed %s in the future, tolerance %s", ErrStaleSignature, (-age).Round(time.Second), tolerance)
-		}
+	if age < -tolerance {
+		return baton.Errorf(baton.Invalid, op, "%w: signed %s in the future, tolerance %s", ErrStaleSignature, (-age).Round(time.Second), tolerance)
 	}
 	return nil
 }

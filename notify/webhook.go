@@ -3,164 +3,154 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
+
+	"github.com/batonhq/baton/store"
 )
 
-// Webhook request headers.
+// How the senders use the store. The lease covers a request's timeout
+// twice over, so that a claim does not lapse under a request still under
+// way (which would let another server post the same delivery at once).
 const (
-	HeaderSignature = "Baton-Signature" // t=<unix>,v1=<hex hmac-sha256>
-	HeaderEvent     = "Baton-Event"     // the notification's kind
-	HeaderDelivery  = "Baton-Delivery"  // unique per notification and webhook, the same across retries
+	pollInterval = time.Second      // how often a sender looks for due deliveries
+	minLease     = 30 * time.Second // the shortest claim
+	storeTimeout = 5 * time.Second  // for one store call that settles a delivery
 )
 
-var (
-	errQueueFull = errors.New("queue full")
-	errStopping  = errors.New("hub stopping")
-)
-
-// delivery is one notification on its way to one webhook.
-type delivery struct {
-	id       string
-	kind     string
-	body     []byte
-	attempts int // made so far
-}
-
-// sender posts to one webhook. It owns at most cap(queue) deliveries at a
-// time, queued, being posted or waiting to be retried, so that putting one
-// in the queue never blocks.
+// sender posts one webhook's deliveries, which it claims from the store.
 type sender struct {
 	hub    *Hub
+	key    string // the endpoint's key in the store: a hash of its URL
 	url    string
 	name   string // url without credentials or query, for logs
 	secret []byte
 	kinds  map[string]bool
-	queue  chan *delivery
-
-	mu      sync.Mutex
-	pending int
-	closing bool
-	drained chan struct{} // closed when closing and nothing is pending
+	slots  chan struct{} // a value per post under way
+	wake   chan struct{} // a delivery was added or a post ended
 }
 
-func (s *sender) enqueue(d *delivery) error {
-	s.mu.Lock()
-	switch {
-	case s.closing:
-		s.mu.Unlock()
-		return errStopping
-	case s.pending >= cap(s.queue):
-		s.mu.Unlock()
-		return fmt.Errorf("%w (%d deliveries held)", errQueueFull, cap(s.queue))
-	}
-	s.pending++
-	s.mu.Unlock()
-	s.queue <- d
-	return nil
+// webhookKey names an endpoint in the store without its credentials.
+func webhookKey(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return hex.EncodeToString(sum[:8])
 }
 
-// finish releases a delivery that was sent or given up.
-func (s *sender) finish() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pending--
-	if s.closing && s.pending == 0 {
-		close(s.drained)
+func (s *sender) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
-// close stops taking deliveries; drained closes once those held are done.
-func (s *sender) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closing = true
-	if s.pending == 0 {
-		close(s.drained)
-	}
-}
-
-// left is the number of deliveries still held.
-func (s *sender) left() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pending
-}
-
-func (s *sender) run(ctx context.Context) {
+// run claims due deliveries and posts them, cap(slots) at a time, until
+// claims ends; posts is the requests' context, which Stop ends later.
+func (s *sender) run(claims, posts context.Context) {
+	h := s.hub
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
 	for {
+		// Only run adds to slots, so free is at least what it says.
+		if free := cap(s.slots) - len(s.slots); free > 0 {
+			ds, err := h.store.ClaimDeliveries(claims, s.key, time.Now(), free, h.lease)
+			if err != nil && claims.Err() == nil {
+				h.log.Warn("notify: webhook deliveries not claimed; trying again", "webhook", s.name, "err", err, "in", pollInterval)
+			}
+			for _, d := range ds {
+				s.slots <- struct{}{}
+				h.wg.Go(func() {
+					defer func() {
+						<-s.slots
+						s.poke()
+					}()
+					s.deliver(posts, d)
+				})
+			}
+			if err == nil && len(ds) == free {
+				continue // there may be more due
+			}
+		}
 		select {
-		case <-ctx.Done():
+		case <-claims.Done():
 			return
-		case d := <-s.queue:
-			s.deliver(ctx, d)
+		case <-s.wake:
+		case <-tick.C:
 		}
 	}
 }
 
-// deliver makes one attempt and settles d: sent, failed, or scheduled for
-// another attempt. When ctx ends under it, d stays held for Stop to count.
-func (s *sender) deliver(ctx context.Context, d *delivery) {
+// deliver makes one attempt and settles d in the store: deleted when sent
+// or given up, rescheduled otherwise. When ctx ends under it (Stop's
+// deadline), d is released for the next sender to claim at once.
+func (s *sender) deliver(ctx context.Context, d store.Delivery) {
 	h := s.hub
-	d.attempts++
 	retry, after, err := s.post(ctx, d)
-	log := h.log.With("webhook", s.name, "kind", d.kind, "delivery", d.id, "attempt", d.attempts)
+	now := time.Now()
+	settle, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	log := h.log.With("webhook", s.name, "kind", d.Kind, "delivery", d.ID, "attempt", d.Attempts+1)
+	var serr error
 	switch {
 	case err == nil:
 		h.sent.Add(1)
-		s.finish()
+		serr = h.store.DeleteDelivery(settle, d.ID)
 		log.Debug("notify: webhook delivered")
 	case ctx.Err() != nil:
-		// Stop's deadline passed: Stop counts d as dropped.
+		d.Next = now
+		serr = h.store.RetryDelivery(settle, d)
 	case !retry:
 		h.failed.Add(1)
-		s.finish()
+		serr = h.store.DeleteDelivery(settle, d.ID)
 		log.Error("notify: webhook delivery given up", "err", err)
-	case d.attempts >= h.retry.MaxAttempts:
-		h.failed.Add(1)
-		s.finish()
-		log.Error("notify: webhook delivery failed: out of attempts", "err", err)
 	default:
-		wait := h.retry.Backoff(d.attempts, rand.Float64)
+		d.Attempts++
+		wait := h.retry.Backoff(d.Attempts, rand.Float64)
 		if after > wait {
 			wait = min(after, h.retry.Cap)
 		}
+		d.Next, d.LastError = now.Add(wait), err.Error()
+		if h.retry.MaxAttempts > 0 && d.Attempts >= h.retry.MaxAttempts || d.Next.Sub(d.Created) > h.maxAge {
+			h.failed.Add(1)
+			serr = h.store.DeleteDelivery(settle, d.ID)
+			log.Error("notify: webhook delivery given up: out of attempts or time", "err", err,
+				"attempts", d.Attempts, "since", now.Sub(d.Created).Round(time.Second))
+			break
+		}
+		serr = h.store.RetryDelivery(settle, d)
 		log.Warn("notify: webhook delivery failed; retrying", "err", err, "in", wait)
-		// The delivery waits here, not in the queue, so that one slow
-		// endpoint's retries do not hold up its other deliveries. It is
-		// still held, so the queue has room for it.
-		h.wg.Go(func() {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				s.queue <- d
-			case <-ctx.Done():
-			}
-		})
+	}
+	if serr != nil {
+		// The claim lapses and the delivery is claimed again: sent twice
+		// at worst, with the same id.
+		log.Error("notify: webhook delivery not settled in the store; it will be claimed again when its claim lapses",
+			"err", serr, "lease", h.lease)
 	}
 }
 
 // post makes one request. It reports whether a failure may be retried, and
 // the delay the endpoint asked for with Retry-After, if any.
-func (s *sender) post(ctx context.Context, d *delivery) (retry bool, after time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(d.body))
+func (s *sender) post(ctx context.Context, d store.Delivery) (retry bool, after time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(d.Body))
 	if err != nil {
 		return false, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Baton-Webhook/1")
-	req.Header.Set(HeaderEvent, d.kind)
-	req.Header.Set(HeaderDelivery, d.id)
+	req.Header.Set("User-Agent", "Baton-Webhook/2")
+	req.Header.Set(HeaderEvent, d.Kind)
 	// Signed at each attempt, so that a retry after a long backoff is not
-	// refused as a replay.
-	req.Header.Set(HeaderSignature, Sign(s.secret, d.body, time.Now()))
+	// refused as a replay; the id is signed too, so that a receiver can
+	// trust it to dedupe.
+	ts := time.Now().Unix()
+	req.Header.Set(HeaderID, d.ID)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, sign(s.secret, d.ID, ts, d.Body))
 	resp, err := s.hub.client.Do(req)
 	if err != nil {
 		return true, 0, err
@@ -193,3 +183,5 @@ func retryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+var errNoStore = errors.New("webhooks need Config.Store, a store.Deliveries (every Baton store is one): deliveries are kept there until they are sent")

@@ -100,7 +100,7 @@ func checkCorpus(t *testing.T, corpus []wireMessage, backends []string, ns, dir,
 		}
 	}
 
-	_, st, closeBackends, err := openBackends(ctx, flagValue(backends, "--bus"), flagValue(backends, "--store"), "", ns)
+	_, st, closeBackends, err := openBackends(ctx, flagValue(backends, "--bus"), flagValue(backends, "--store"), "", ns, store.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}

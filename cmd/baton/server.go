@@ -43,6 +43,8 @@ type serverConfig struct {
 	routes        []string
 	webhooks      []string
 	webhookSecret string
+	webhookFor    time.Duration
+	webhookCap    time.Duration
 	demo          bool
 	services      bool
 	failRate      float64
@@ -104,9 +106,13 @@ other origins' web pages and bodies that are not JSON. --max-streams and
 --max-streams-per-token bound the event streams and long polls held open.
 
 Webhooks get run.completed, run.failed, dead_letter, expectation.broken and
-expectation.cleared notifications as JSON POSTs signed with HMAC-SHA256
-(header Baton-Signature) using --webhook-secret (or BATON_WEBHOOK_SECRET),
-retried with backoff.
+expectation.cleared notifications as JSON POSTs signed with the Standard
+Webhooks scheme (headers webhook-id, webhook-timestamp, webhook-signature;
+docs/security.md) using --webhook-secret (or BATON_WEBHOOK_SECRET): give it
+as whsec_ and the base64 of a random key. Each delivery is kept in the store
+until the webhook answers it, so a restart sends what a crash interrupted;
+failures are retried with backoff, up to --webhook-backoff-cap apart, for
+--webhook-retry-for after the notification, then given up.
 
 An --expect file declares expectations of choreography in YAML or JSON
 ("after payment.processed.v1, inventory.reserved.v1 or inventory.failed.v1
@@ -128,7 +134,8 @@ share the runs (a transition is a compare-and-set on the run's revision) and
 each schedule tick starts one run whichever server sees it first.
 
 Ctrl-C (or SIGTERM) stops gracefully, in this order: stop taking requests,
-stop the notification hub (ending event streams, flushing webhooks), stop
+stop the notification hub (ending event streams and letting webhook requests
+under way finish; unanswered deliveries stay in the store), stop
 the schedules and the coordinator, stop the services, close the data
 directory.
 
@@ -146,7 +153,7 @@ with --server.`,
 		"baton server --demo --data ./baton-data --fail-rate 0.1",
 		"baton server --addr 0.0.0.0:7070 --token $(cat token.txt)",
 		"baton server --addr 0.0.0.0:7070 --tokens-file /etc/baton/tokens --allow-host baton.example.com",
-		"baton server --webhook https://hooks.example.com/baton --webhook-secret s3cret",
+		"baton server --webhook https://hooks.example.com/baton --webhook-secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		"baton server --flows flows.yaml --expect expectations.yaml",
 		"baton server --demo --bus nats://127.0.0.1:4222 --store redis://127.0.0.1:6379/0",
 		"baton server --flows flows.yaml --bus amqp://guest:guest@127.0.0.1:5672/ --store postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
@@ -163,7 +170,9 @@ with --server.`,
 	f.Var(listFlag{&cfg.expectFiles}, "expect", "also watch the expectations declared in `FILE` (YAML or JSON; repeatable) (default none)")
 	f.Var(listFlag{&cfg.routes}, "route", "send steps of event type TYPE to the consumer group GROUP, as `TYPE=GROUP` (repeatable) (default none)")
 	f.Var(listFlag{&cfg.webhooks}, "webhook", "POST notifications to `URL` (repeatable) (default none)")
-	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET` (default: BATON_WEBHOOK_SECRET)")
+	f.StringVar(&cfg.webhookSecret, "webhook-secret", "", "sign webhooks with `SECRET`, whsec_ and the base64 of a key (default: BATON_WEBHOOK_SECRET)")
+	f.DurationVar(&cfg.webhookFor, "webhook-retry-for", 24*time.Hour, "retry a webhook delivery for `D` after its notification, then give it up")
+	f.DurationVar(&cfg.webhookCap, "webhook-backoff-cap", time.Hour, "wait at most `D` between the attempts of a webhook delivery")
 	f.BoolVar(&cfg.demo, "demo", false, "also run the orders example: its order flow and, unless --services=false, its services")
 	f.BoolVar(&cfg.services, "services", true, "with --demo, run the order services in this process (--services=false: only the coordinator, which sends their steps to baton worker processes)")
 	f.Float64Var(&cfg.failRate, "fail-rate", 0, "with --demo, the share `P` of orders, from 0 to 1, that meet a fault (as in baton demo)")
@@ -200,6 +209,8 @@ with --server.`,
 		return usagef("server: --fail-rate is the demo's: it makes the orders example's services fail; give --demo too")
 	case len(cfg.webhooks) > 0 && cfg.webhookSecret == "":
 		return usagef("server: --webhook needs --webhook-secret (or %s): receivers verify the signature with it", envWebhookSecret)
+	case cfg.webhookFor <= 0 || cfg.webhookCap <= 0:
+		return usagef("server: --webhook-retry-for %v, --webhook-backoff-cap %v: give positive durations", cfg.webhookFor, cfg.webhookCap)
 	case cfg.stopTimeout <= 0:
 		return usagef("server: --stop-timeout %v: give a positive duration", cfg.stopTimeout)
 	}
@@ -211,7 +222,6 @@ with --server.`,
 			return usagef("server: --token: a token of %d bytes is too short: give at least %d (openssl rand -hex 16 makes one)", len(t), api.MinTokenLength)
 		}
 	}
-	var err error
 	if cfg.scoped, err = scopedTokens(e, cfg.tokensFile); err != nil {
 		return err
 	}
@@ -341,7 +351,11 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		hooks = append(hooks, notify.Webhook{URL: u, Secret: cfg.webhookSecret})
 	}
 	reg := newRegistry()
-	hub, err := notify.New(notify.Config{Webhooks: hooks, Logger: log, Metrics: reg})
+	hubCfg := notify.Config{Webhooks: hooks, Logger: log, Metrics: reg, MaxAge: cfg.webhookFor, Retry: baton.RetryPolicy{Cap: cfg.webhookCap}}
+	if d, ok := st.(store.Deliveries); ok {
+		hubCfg.Store = d
+	}
+	hub, err := notify.New(hubCfg)
 	if err != nil {
 		return fmt.Errorf("--webhook: %w", err)
 	}

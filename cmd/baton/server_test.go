@@ -228,7 +228,7 @@ func (w *webhookReceiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if notify.Verify([]byte("hook-secret"), body, r.Header.Get(notify.HeaderSignature), time.Now(), time.Minute) != nil {
+	if notify.Verify("hook-secret", r.Header, body, time.Now(), time.Minute) != nil {
 		w.bad++
 		rw.WriteHeader(http.StatusUnauthorized)
 		return
@@ -456,6 +456,8 @@ func TestServerUsage(t *testing.T) {
 		{[]string{"server", "--data", dir, "--addr", ":7070"}, 2, "is not loopback"},
 		{[]string{"server", "--data", dir, "--webhook", "http://127.0.0.1:1/"}, 2, "--webhook needs --webhook-secret"},
 		{[]string{"server", "--data", dir, "--route", "nonsense"}, 2, "give TYPE=GROUP"},
+		{[]string{"server", "--data", dir, "--webhook-retry-for", "0s"}, 2, "--webhook-retry-for 0s"},
+		{[]string{"server", "--data", dir, "--webhook", "http://127.0.0.1:1/", "--webhook-secret", "whsec_!", "--demo"}, 1, "must go on with the base64 of a key"},
 		{[]string{"server", "--demo", "--data", dir, "--fail-rate", "3"}, 2, "--fail-rate 3"},
 		{[]string{"server", "--data", dir, "--fail-rate", "0.1"}, 2, "--fail-rate is the demo's"},
 		{[]string{"server", "--data", dir}, 2, "no flows to run: give --flows FILE"},
@@ -491,7 +493,7 @@ func TestHelpOfServerCommands(t *testing.T) {
 	t.Parallel()
 	target := []string{"--server", "--token", "--data"}
 	flagsOf := map[string][]string{
-		"server":          {"--data", "--addr", "--token", "--tokens-file", "--allow-host", "--max-streams", "--max-streams-per-token", "--flows", "--route", "--webhook", "--webhook-secret", "--demo", "--services", "--fail-rate", "--stop-timeout"},
+		"server":          {"--data", "--addr", "--token", "--tokens-file", "--allow-host", "--max-streams", "--max-streams-per-token", "--flows", "--route", "--webhook", "--webhook-secret", "--webhook-retry-for", "--webhook-backoff-cap", "--demo", "--services", "--fail-rate", "--stop-timeout"},
 		"run start":       append([]string{"--input", "--version", "--wait", "--json"}, target...),
 		"run get":         append([]string{"--json"}, target...),
 		"run list":        append([]string{"--flow", "--status", "--key", "--since", "--until", "--limit", "--after", "--json"}, target...),
