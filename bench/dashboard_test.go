@@ -72,6 +72,8 @@ func BenchmarkDashboard(b *testing.B) {
 		{"search-flow-page", "/search?flow=order&after=" + oldest[0].ID},
 		{"search-failed", "/search?status=failed"},
 		{"search-running", "/search?status=running"},
+		// No run is pending: the store reads every run to say so.
+		{"search-pending", "/search?status=pending"},
 		{"search-range", "/search?since=" + now.Add(-12*time.Hour).UTC().Format("2006-01-02T15:04") + "&until=" + now.Add(-11*time.Hour).UTC().Format("2006-01-02T15:04")},
 		{"transaction", "/tx/" + mid},
 		{"map", "/map?window=" + ago(15*time.Minute)},
@@ -118,7 +120,7 @@ func fill(b *testing.B, ctx context.Context, be *embedded.Backend, runs, entries
 	}
 	start := time.Now()
 	span := 24 * time.Hour
-	at := func(i, n int) time.Time { return now.Add(-span + time.Duration(int64(span)*int64(i)/int64(n))) }
+	at := func(i, n int) time.Time { return now.Add(-span + time.Duration(float64(span)*float64(i)/float64(n))) }
 	perOrder := max(1, entries/runs)
 	outcomes := []struct {
 		typ, group string
