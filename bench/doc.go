@@ -5,6 +5,7 @@
 //
 //	go test -run '^$' -bench 'SingleHop|PebbleQueue|OrderFlow|OrderBacklog|OrderLatency|APIStart' -benchtime 30000x ./bench
 //	go test -run '^$' -bench '^BenchmarkBacklog$' -benchtime 1x ./bench   # BATON_BENCH_BACKLOG events, default 1,000,000
+//	go test -run '^$' -bench Dashboard -benchtime 20x -timeout 2h ./bench  # every dashboard page over 10^6 runs, 10^7 entries
 //
 // The RabbitMQ ones compare Baton with hand-written amqp091 code on the
 // broker at BATON_RABBITMQ_URL (skipped when it is not reachable), and

@@ -23,8 +23,10 @@ import (
 // fast whatever the store holds.
 const (
 	runsPerPage     = 50
-	statusCap       = 1000   // runs counted per status on the Overview, then "1000+"
-	overviewEntries = 20_000 // journal entries the Overview reads of its window
+	runsPage        = 500    // runs one store read returns to the Overview
+	overviewRuns    = 1_000  // runs the Overview counts by status, the newest of its window
+	statusCap       = 1000   // dead letters and broken expectations counted, then "1000+"
+	overviewEntries = 10_000 // journal entries the Overview reads of its window
 	mapEntries      = 100_000
 	deadPerPage     = 50
 	deadScanPage    = 200
@@ -65,7 +67,6 @@ func short(d time.Duration) string {
 type statusCount struct {
 	Status store.RunStatus
 	Count  int
-	More   bool // at least Count
 }
 
 type groupCount struct {
@@ -87,18 +88,21 @@ type brokenExpectation struct {
 }
 
 type overviewData struct {
-	Window    string
-	Windows   []string
-	Runs      []statusCount
-	Groups    []groupCount
-	Busiest   []typeStat
-	Slowest   []typeStat
-	Broken    []brokenExpectation
-	Dead      int
-	DeadMore  bool
-	Entries   int
-	Truncated bool
-	Last      time.Time
+	Window  string
+	Windows []string
+	Runs    []statusCount
+	// RunsTruncated says the counts are of the latest overviewRuns runs
+	// of the window only.
+	RunsTruncated bool
+	Groups        []groupCount
+	Busiest       []typeStat
+	Slowest       []typeStat
+	Broken        []brokenExpectation
+	Dead          int
+	DeadMore      bool
+	Entries       int
+	Truncated     bool
+	Last          time.Time
 }
 
 func (d *dashboard) overview(w http.ResponseWriter, r *http.Request) {
@@ -110,13 +114,9 @@ func (d *dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	data := overviewData{Window: label, Windows: windows}
-	for _, s := range []store.RunStatus{store.RunPending, store.RunRunning, store.RunCompensating, store.RunCompleted, store.RunFailed, store.RunCancelled} {
-		n, more, err := d.countRuns(ctx, store.RunQuery{Status: s, Since: now.Add(-win)}, statusCap)
-		if err != nil {
-			d.fail(w, r, err)
-			return
-		}
-		data.Runs = append(data.Runs, statusCount{Status: s, Count: n, More: more})
+	if data.Runs, data.RunsTruncated, err = d.runsByStatus(ctx, now.Add(-win)); err != nil {
+		d.fail(w, r, err)
+		return
 	}
 	m, err := traffic.Build(ctx, d.store, traffic.Query{From: now.Add(-win), To: now, MaxEntries: overviewEntries})
 	if err != nil {
@@ -184,15 +184,58 @@ func (d *dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Data: data})
 }
 
-// countRuns counts the runs q selects, up to limit, and says whether there
-// are more.
-func (d *dashboard) countRuns(ctx context.Context, q store.RunQuery, limit int) (int, bool, error) {
-	q.Limit = limit + 1
-	runs, err := flow.ListRuns(ctx, d.store, q)
-	if err != nil {
-		return 0, false, err
+// runsByStatus counts the runs started since from by status, in one pass
+// over the store's index of creation times, newest first; past
+// overviewRuns runs it stops and says so, so that the page stays fast
+// whatever the window holds.
+func (d *dashboard) runsByStatus(ctx context.Context, from time.Time) ([]statusCount, bool, error) {
+	counts := map[store.RunStatus]int{}
+	q := store.RunQuery{Since: from, Limit: runsPage}
+	seen, truncated := 0, false
+	for {
+		page, err := flow.ListRuns(ctx, d.store, q)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, r := range page {
+			counts[r.Status]++
+		}
+		seen += len(page)
+		if len(page) < runsPage {
+			break
+		}
+		if seen >= overviewRuns {
+			truncated = true
+			break
+		}
+		q.After = page[len(page)-1].ID
 	}
-	return min(len(runs), limit), len(runs) > limit, nil
+	var out []statusCount
+	for _, s := range statuses {
+		out = append(out, statusCount{Status: s, Count: counts[s]})
+	}
+	return out, truncated, nil
+}
+
+// runsOfKey returns the runs with a business key, newest first: a look-up
+// of the store's flow-and-key index for each flow this process knows, not
+// a scan of every run.
+func (d *dashboard) runsOfKey(ctx context.Context, key string) ([]store.Run, error) {
+	var out []store.Run
+	seen := map[string]bool{}
+	for _, f := range d.flows {
+		if seen[f.Name] {
+			continue
+		}
+		seen[f.Name] = true
+		runs, err := d.store.ListRuns(ctx, store.RunQuery{Flow: f.Name, Key: key, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, runs...)
+	}
+	slices.SortFunc(out, func(a, b store.Run) int { return b.Created.Compare(a.Created) })
+	return out, nil
 }
 
 // search
@@ -250,7 +293,18 @@ func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
 		data.Transaction = len(h)
 	}
 	if data.Searched {
-		runs, err := flow.ListRuns(ctx, d.store, rq)
+		var runs []store.Run
+		var err error
+		if rq.Key != "" && rq.Flow == "" {
+			// One run a flow at most: look each flow up by its index.
+			runs, err = d.runsOfKey(ctx, rq.Key)
+			runs = slices.DeleteFunc(runs, func(run store.Run) bool {
+				return rq.Status != "" && run.Status != rq.Status || !rq.Since.IsZero() && run.Created.Before(rq.Since) ||
+					!rq.Until.IsZero() && !run.Created.Before(rq.Until) || rq.After != ""
+			})
+		} else {
+			runs, err = flow.ListRuns(ctx, d.store, rq)
+		}
 		if err != nil {
 			d.fail(w, r, err)
 			return
@@ -308,7 +362,7 @@ func (d *dashboard) transaction(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	runs, err := d.store.ListRuns(ctx, store.RunQuery{Key: id, Limit: 20})
+	runs, err := d.runsOfKey(ctx, id)
 	if err != nil {
 		d.fail(w, r, err)
 		return

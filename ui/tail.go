@@ -19,6 +19,7 @@ const (
 	tailPoll     = 250 * time.Millisecond
 	tailLifetime = 30 * time.Second
 	tailPage     = 200
+	tailScan     = 5_000 // sequence numbers the page reads back from the end
 )
 
 type tailFilter struct {
@@ -43,33 +44,44 @@ type tailData struct {
 }
 
 // tail renders the last few entries of the last hour that match, then the
-// page's script follows the stream from there.
+// page's script follows the stream from the journal's end. It reads at
+// most tailScan sequence numbers back from the end, so that a busy journal
+// does not make the page slow or send the browser the whole hour.
 func (d *dashboard) tail(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f := readTailFilter(r)
-	from, err := traffic.After(ctx, d.store, time.Now().Add(-time.Hour))
+	now := time.Now()
+	end, err := traffic.After(ctx, d.store, now)
 	if err != nil {
 		d.fail(w, r, err)
 		return
 	}
-	data := tailData{Filter: f, After: from, Outcomes: []store.Outcome{store.Published, store.Handled, store.Failed,
+	from, err := traffic.After(ctx, d.store, now.Add(-time.Hour))
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	if end > tailScan && from < end-tailScan {
+		from = end - tailScan
+	}
+	data := tailData{Filter: f, After: end, Outcomes: []store.Outcome{store.Published, store.Handled, store.Failed,
 		store.DeadLettered, store.Duplicate, store.Replayed, store.ExpectationBroken, store.ExpectationMetLate}}
-	// Read the hour forward, keeping the last few that match; a page's
-	// worth at most, so a busy journal does not make the page slow.
-	for read := 0; read < 20*tailPage; {
-		page, err := d.store.Since(ctx, data.After, tailPage)
+	for from < end {
+		page, err := d.store.Since(ctx, from, tailPage)
 		if err != nil {
 			d.fail(w, r, err)
 			return
 		}
 		for _, e := range page {
-			data.After = e.Seq
+			if e.Seq > end {
+				break
+			}
+			from = e.Seq
 			if f.match(e) {
 				data.Entries = append(data.Entries, e)
 			}
 		}
-		read += len(page)
-		if len(page) < tailPage {
+		if len(page) < tailPage || page[len(page)-1].Seq > end {
 			break
 		}
 	}

@@ -1,6 +1,10 @@
 package ui_test
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -8,9 +12,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/backend/embedded"
+	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/ui"
 )
 
@@ -125,5 +131,79 @@ func TestNoLogin(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// The live tail's page shows the journal's latest entries that match its
+// filter, and its stream sends the ones written after, as server-sent
+// events with their sequence numbers as ids.
+func TestTail(t *testing.T) {
+	t.Parallel()
+	b, err := embedded.Open(embedded.Config{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := api.New(api.Config{Store: b, Transport: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ui.New(ui.Config{API: a, Store: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx := context.Background()
+	entry := func(cid, group string) store.Entry {
+		return store.Entry{Time: time.Now(), CorrelationID: cid, Outcome: store.Handled, EventType: "order.placed.v1", Group: group}
+	}
+	var old []store.Entry
+	for i := range 80 {
+		old = append(old, entry(fmt.Sprintf("o-%03d", i), []string{"payment", "inventory"}[i%2]))
+	}
+	if err := b.Append(ctx, old...); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(srv.URL + "/tail?group=payment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The last 50 of payment's 40: all of them, none of inventory's.
+	if n := strings.Count(string(body), ">payment</td>"); n != 40 || strings.Contains(string(body), ">inventory</td>") {
+		t.Errorf("tail of payment: %d payment rows (want 40):\n%.2000s", n, body)
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, "GET", fmt.Sprintf("%s/tail/stream?group=inventory&after=%d", srv.URL, old[len(old)-1].Seq), nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("stream: Content-Type %q", ct)
+	}
+	fresh := []store.Entry{entry("o-new-1", "payment"), entry("o-new-2", "inventory")}
+	if err := b.Append(ctx, fresh...); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var id, data string
+	for sc.Scan() && data == "" {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "id: "); ok {
+			id = v
+		}
+		if v, ok := strings.CutPrefix(line, "data: "); ok {
+			data = v
+		}
+	}
+	var got store.Entry
+	if err := json.Unmarshal([]byte(data), &got); err != nil || got.CorrelationID != "o-new-2" || id != fmt.Sprint(fresh[1].Seq) {
+		t.Errorf("first event of the stream: id %s, %s (%v); want o-new-2 with id %d", id, data, err, fresh[1].Seq)
 	}
 }
