@@ -217,13 +217,13 @@ func (b *Backend) Append(ctx context.Context, entries ...store.Entry) error {
 func encodeEntries(entries []store.Entry) [][]byte {
 	n := 0
 	for i := range entries {
-		n += entrySize(&entries[i])
+		n += store.EntrySize(&entries[i])
 	}
 	buf := make([]byte, 0, n)
 	vals := make([][]byte, len(entries))
 	for i := range entries {
 		start := len(buf)
-		buf = appendEntry(buf, &entries[i])
+		buf = store.AppendEntry(buf, &entries[i])
 		vals[i] = buf[start:len(buf):len(buf)]
 	}
 	return vals
@@ -276,7 +276,7 @@ func (b *Backend) entry(seq uint64) (store.Entry, error) {
 		return store.Entry{}, unavailable("journal", err)
 	}
 	defer closer.Close()
-	e, err := decodeEntry(seq, v)
+	e, err := store.ParseEntry(seq, v)
 	if err != nil {
 		return e, unavailable("journal", fmt.Errorf("entry %d: %w", seq, err))
 	}
@@ -301,7 +301,7 @@ func (b *Backend) Since(ctx context.Context, after uint64, limit int) ([]store.E
 	var out []store.Entry
 	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
 		seq := uint64FromKey(iter.Key())
-		e, err := decodeEntry(seq, iter.Value())
+		e, err := store.ParseEntry(seq, iter.Value())
 		if err != nil {
 			return nil, unavailable("journal", fmt.Errorf("entry %d: %w", seq, err))
 		}

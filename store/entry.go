@@ -1,25 +1,24 @@
-package embedded
+package store
 
 import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"time"
-
-	"github.com/batonhq/baton/store"
 )
 
 // entryV1 starts a journal entry in the binary encoding. Entries written
 // before it are JSON documents, which start with '{': both are read.
 const entryV1 = 1
 
-// appendEntry appends e, without its Seq (the key holds it), to b: a
-// version byte, the time as Unix seconds, nanoseconds and zone offset, the
-// fields in their declaration order (strings and the caused ids as a
-// length and the bytes, numbers as varints). The journal writes an entry
-// for every delivery a handler settles, so this runs on every hop, where
-// encoding/json cost several times more.
-func appendEntry(b []byte, e *store.Entry) []byte {
+// AppendEntry appends e, without its Seq (the store keeps it beside), to
+// b: a version byte, the time as Unix seconds, nanoseconds and zone offset,
+// the fields in their declaration order (strings and the caused ids as a
+// length and the bytes, numbers as varints). A journal writes an entry for
+// every delivery a handler settles and every event published, so stores
+// that keep entries as opaque values use this instead of encoding/json,
+// which cost several times more. ParseEntry reads it back.
+func AppendEntry(b []byte, e *Entry) []byte {
 	b = append(b, entryV1)
 	_, off := e.Time.Zone()
 	b = binary.AppendVarint(b, e.Time.Unix())
@@ -38,8 +37,8 @@ func appendEntry(b []byte, e *store.Entry) []byte {
 	return appendString(b, e.TraceID)
 }
 
-// entrySize bounds the length of e's encoding.
-func entrySize(e *store.Entry) int {
+// EntrySize bounds the length of AppendEntry's encoding of e.
+func EntrySize(e *Entry) int {
 	const v = binary.MaxVarintLen64
 	n := 1 + 7*v + 9*v + len(e.CorrelationID) + len(e.Outcome) + len(e.EventID) + len(e.EventType) +
 		len(e.Subject) + len(e.Source) + len(e.Group) + len(e.Error) + len(e.TraceID)
@@ -56,10 +55,10 @@ func appendString(b []byte, s string) []byte {
 
 var errCorruptEntry = errors.New("corrupt journal entry")
 
-// decodeEntry reads an entry appendEntry wrote, or one written as JSON
-// before it.
-func decodeEntry(seq uint64, v []byte) (store.Entry, error) {
-	var e store.Entry
+// ParseEntry reads an entry AppendEntry wrote, or one a store wrote as JSON
+// before it, and gives it seq.
+func ParseEntry(seq uint64, v []byte) (Entry, error) {
+	var e Entry
 	if len(v) > 0 && v[0] == '{' {
 		if err := json.Unmarshal(v, &e); err != nil {
 			return e, err
@@ -73,7 +72,7 @@ func decodeEntry(seq uint64, v []byte) (store.Entry, error) {
 	d := entryDecoder{b: v[1:]}
 	sec, nsec, off := d.varint(), d.uvarint(), d.varint()
 	e.CorrelationID = d.str()
-	e.Outcome = store.Outcome(d.str())
+	e.Outcome = Outcome(d.str())
 	e.EventID, e.EventType, e.Subject, e.Source, e.Group = d.str(), d.str(), d.str(), d.str(), d.str()
 	e.Attempt = int(d.varint())
 	e.Duration = time.Duration(d.varint())
@@ -88,7 +87,7 @@ func decodeEntry(seq uint64, v []byte) (store.Entry, error) {
 	}
 	e.TraceID = d.str()
 	if d.bad || len(d.b) != 0 || nsec >= uint64(time.Second) {
-		return store.Entry{}, errCorruptEntry
+		return Entry{}, errCorruptEntry
 	}
 	e.Time = entryTime(sec, int64(nsec), int(off))
 	e.Seq = seq

@@ -1,4 +1,4 @@
-package embedded
+package store_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/batonhq/baton/store"
 )
+
+func encode(e store.Entry) []byte { return store.AppendEntry(nil, &e) }
 
 // TestEntryEncoding checks that an entry reads back from the binary
 // encoding as it reads back from JSON, which the journal wrote before.
@@ -25,18 +27,18 @@ func TestEntryEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := decodeEntry(7, old)
+		want, err := store.ParseEntry(7, old)
 		if err != nil {
 			t.Fatalf("old JSON entry %s: %v", old, err)
 		}
 		if want.Seq != 7 {
 			t.Errorf("old JSON entry: seq %d, want 7", want.Seq)
 		}
-		v := encodeEntries([]store.Entry{e})[0]
-		if len(v) > entrySize(&e) {
-			t.Errorf("encoding of %+v is %d bytes, more than entrySize's %d", e, len(v), entrySize(&e))
+		v := encode(e)
+		if len(v) > store.EntrySize(&e) {
+			t.Errorf("encoding of %+v is %d bytes, more than EntrySize's %d", e, len(v), store.EntrySize(&e))
 		}
-		got, err := decodeEntry(7, v)
+		got, err := store.ParseEntry(7, v)
 		if err != nil {
 			t.Fatalf("decode %+v: %v", e, err)
 		}
@@ -61,65 +63,27 @@ func TestEntryEncoding(t *testing.T) {
 // TestEntryCorrupt checks that a damaged entry is an error, never a panic
 // or a half-read entry.
 func TestEntryCorrupt(t *testing.T) {
-	v := encodeEntries([]store.Entry{{Time: time.Now(), CorrelationID: "o-1", Outcome: store.Handled, Caused: []string{"a", "b"}}})[0]
+	v := encode(store.Entry{Time: time.Now(), CorrelationID: "o-1", Outcome: store.Handled, Caused: []string{"a", "b"}})
 	for n := range len(v) {
-		if _, err := decodeEntry(1, v[:n]); err == nil {
+		if _, err := store.ParseEntry(1, v[:n]); err == nil {
 			t.Errorf("entry cut to %d of %d bytes decoded without an error", n, len(v))
 		}
 	}
-	if _, err := decodeEntry(1, append(append([]byte(nil), v...), 0)); err == nil {
+	if _, err := store.ParseEntry(1, append(append([]byte(nil), v...), 0)); err == nil {
 		t.Error("entry with a trailing byte decoded without an error")
 	}
-	if _, err := decodeEntry(1, []byte{9, 0, 0}); err == nil {
+	if _, err := store.ParseEntry(1, []byte{9, 0, 0}); err == nil {
 		t.Error("entry of an unknown version decoded without an error")
 	}
-	if _, err := decodeEntry(1, []byte(`{"seq":`)); err == nil {
+	if _, err := store.ParseEntry(1, []byte(`{"seq":`)); err == nil {
 		t.Error("truncated JSON entry decoded without an error")
-	}
-}
-
-// TestJournalReadsOldEntries checks that a data directory whose journal
-// holds JSON entries, as written before the binary encoding, reads them
-// beside new ones, in order, through History and Since.
-func TestJournalReadsOldEntries(t *testing.T) {
-	b := open(t)
-	ctx := t.Context()
-	old := store.Entry{Time: time.Now().UTC(), CorrelationID: "o-1", Outcome: store.Published, EventID: "e-1"}
-	v, err := json.Marshal(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.write(func(r *round) error {
-		seq := r.nextSeq()
-		if err := r.set(seqKey(kindJournal, seq), v); err != nil {
-			return err
-		}
-		return r.set(corrKey(old.CorrelationID, seq), nil)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Append(ctx, store.Entry{Time: time.Now(), CorrelationID: "o-1", Outcome: store.Handled, EventID: "e-1", Group: "g"}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := b.History(ctx, "o-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	since, err := b.Since(ctx, 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, got := range [][]store.Entry{h, since} {
-		if len(got) != 2 || got[0].Outcome != store.Published || got[1].Outcome != store.Handled || got[1].Group != "g" || got[0].Seq >= got[1].Seq {
-			t.Fatalf("journal with an old and a new entry reads %+v", got)
-		}
 	}
 }
 
 // BenchmarkJournalEntry encodes and decodes a handler's journal entry as
 // the journal did (JSON) and does (binary), side by side:
 //
-//	go test -run '^$' -bench JournalEntry ./backend/embedded
+//	go test -run '^$' -bench JournalEntry ./store
 func BenchmarkJournalEntry(b *testing.B) {
 	e := store.Entry{Time: time.Now(), CorrelationID: "ord-000123", Outcome: store.Handled, EventID: "8c5f3b1e-payment-0",
 		EventType: "payment.processed.v1", Subject: "ord-000123", Source: "payment", Group: "payment", Attempt: 1,
@@ -138,8 +102,8 @@ func BenchmarkJournalEntry(b *testing.B) {
 	b.Run("binary", func(b *testing.B) {
 		var v []byte
 		for b.Loop() {
-			v = encodeEntries([]store.Entry{e})[0]
-			if _, err := decodeEntry(1, v); err != nil {
+			v = encode(e)
+			if _, err := store.ParseEntry(1, v); err != nil {
 				b.Fatal(err)
 			}
 		}
