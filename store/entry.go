@@ -37,13 +37,16 @@ func AppendEntry(b []byte, e *Entry) []byte {
 	return appendString(b, e.TraceID)
 }
 
-// EntrySize bounds the length of AppendEntry's encoding of e.
+// EntrySize bounds the length of AppendEntry's encoding of e: the version
+// byte; five 64-bit varints (the time's seconds, nanoseconds and offset,
+// the attempt, the duration); and a length of at most five bytes (under
+// 32 GiB) for each string and for the list of caused ids.
 func EntrySize(e *Entry) int {
-	const v = binary.MaxVarintLen64
-	n := 1 + 7*v + 9*v + len(e.CorrelationID) + len(e.Outcome) + len(e.EventID) + len(e.EventType) +
+	const v, l = binary.MaxVarintLen64, 5
+	n := 1 + 5*v + 11*l + len(e.CorrelationID) + len(e.Outcome) + len(e.EventID) + len(e.EventType) +
 		len(e.Subject) + len(e.Source) + len(e.Group) + len(e.Error) + len(e.TraceID)
 	for _, id := range e.Caused {
-		n += v + len(id)
+		n += l + len(id)
 	}
 	return n
 }
