@@ -16,6 +16,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend/embedded"
+	"github.com/batonhq/baton/bench/internal/cpuacct"
 	"github.com/batonhq/baton/bus"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkSingleHop(b *testing.B) {
 	defer rt.Stop(context.Background())
 	payload := strings.Repeat("x", 900)
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuacct.Take()
 	var wg sync.WaitGroup
 	const publishers, batch = 4, 100
 	for p := range publishers {
@@ -69,6 +70,7 @@ func BenchmarkSingleHop(b *testing.B) {
 	stats := rt.Stats()
 	waitFor(b, 10*time.Minute, 100*time.Microsecond, func() bool { return stats.Handled() >= int64(b.N) || b.Failed() },
 		func() string { return fmt.Sprintf("%d of %d handled", stats.Handled(), b.N) })
+	reportGoCPU(b, cpu0, b.N)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
 

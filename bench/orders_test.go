@@ -11,6 +11,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/backend/embedded"
+	"github.com/batonhq/baton/bench/internal/cpuacct"
 	"github.com/batonhq/baton/bench/internal/openloop"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/examples/orders"
@@ -273,7 +274,9 @@ func BenchmarkOrderFlow(b *testing.B) {
 func benchmarkOrderFlow(b *testing.B, orchestrated bool) {
 	f := openFlow(b, b.N, orchestrated)
 	f.start(b)
+	cpu0 := cpuacct.Take()
 	el := placeAll(b, f)
+	reportGoCPU(b, cpu0, b.N)
 	b.ReportMetric(float64(b.N)/el.Seconds(), "orders/s")
 	p50, p99 := f.latencies()
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
@@ -357,6 +360,7 @@ func benchmarkOrderLatency(b *testing.B, orchestrated bool) {
 	f := openFlow(b, b.N, orchestrated)
 	f.start(b)
 	b.ResetTimer()
+	cpu0 := cpuacct.Take()
 	sched, last := openloop.Drive(b.N, rate, placers, func(i int, due time.Time) { f.placeAt(b, i, due) })
 	f.wait(b)
 	f.mu.Lock()
@@ -366,6 +370,7 @@ func benchmarkOrderLatency(b *testing.B, orchestrated bool) {
 	}
 	f.mu.Unlock()
 	p50, p99, p999 := openloop.Percentiles(ls)
+	reportGoCPU(b, cpu0, b.N)
 	b.ReportMetric(float64(b.N)/last.Sub(sched.Start).Seconds(), "achieved-orders/s")
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/bench/internal/cpuacct"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -63,7 +64,7 @@ func BenchmarkPebbleQueue(b *testing.B) {
 		consumers.Wait()
 	}()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuacct.Take()
 	var wg sync.WaitGroup
 	const publishers, batch = 4, 100
 	for p := range publishers {
@@ -94,6 +95,7 @@ func BenchmarkPebbleQueue(b *testing.B) {
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("only %d of %d deleted", deleted.Load(), b.N)
 	}
+	reportGoCPU(b, cpu0, b.N)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
 

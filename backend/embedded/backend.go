@@ -478,11 +478,9 @@ func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
 	for i, m := range c.Publish {
 		vals[i] = encodeRecord(record{attempt: 1, external: sub == nil, msg: m})
 	}
-	jvals, err := encodeEntries(c.Journal)
-	if err != nil {
-		return err
-	}
+	jvals := encodeEntries(c.Journal)
 	var dead []byte
+	var err error
 	if c.Dead != nil {
 		if dead, err = b.encodeDead(*c.Dead); err != nil {
 			return err
@@ -583,11 +581,7 @@ func (r *round) duplicate(c bus.Commit, id string, rec record) error {
 			Time: r.b.now(), CorrelationID: corr, Outcome: store.Duplicate,
 			EventID: id, EventType: typ, Subject: subject, Group: c.Group,
 		}}
-		vals, err := encodeEntries(dup)
-		if err != nil {
-			return err
-		}
-		if err := r.journal(dup, vals); err != nil {
+		if err := r.journal(dup, encodeEntries(dup)); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -207,26 +208,25 @@ func (b *Backend) Append(ctx context.Context, entries ...store.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	vals, err := encodeEntries(entries)
-	if err != nil {
-		return err
-	}
+	vals := encodeEntries(entries)
 	return b.write(func(r *round) error { return r.journal(entries, vals) })
 }
 
 // encodeEntries encodes entries without their Seq, which the writer assigns
-// and the reader takes from the key.
-func encodeEntries(entries []store.Entry) ([][]byte, error) {
-	vals := make([][]byte, len(entries))
-	for i, e := range entries {
-		e.Seq = 0
-		v, err := json.Marshal(e)
-		if err != nil {
-			return nil, baton.Errorf(baton.Invalid, "journal", "encode entry: %w", err)
-		}
-		vals[i] = v
+// and the reader takes from the key, into one buffer.
+func encodeEntries(entries []store.Entry) [][]byte {
+	n := 0
+	for i := range entries {
+		n += store.EntrySize(&entries[i])
 	}
-	return vals, nil
+	buf := make([]byte, 0, n)
+	vals := make([][]byte, len(entries))
+	for i := range entries {
+		start := len(buf)
+		buf = store.AppendEntry(buf, &entries[i])
+		vals[i] = buf[start:len(buf):len(buf)]
+	}
+	return vals
 }
 
 // journal writes encoded entries, numbering them and the caller's entries.
@@ -271,16 +271,15 @@ func (b *Backend) History(ctx context.Context, correlationID string) ([]store.En
 }
 
 func (b *Backend) entry(seq uint64) (store.Entry, error) {
-	var e store.Entry
 	v, closer, err := b.db.Get(seqKey(kindJournal, seq))
 	if err != nil {
-		return e, unavailable("journal", err)
+		return store.Entry{}, unavailable("journal", err)
 	}
 	defer closer.Close()
-	if err := json.Unmarshal(v, &e); err != nil {
-		return e, unavailable("journal", err)
+	e, err := store.ParseEntry(seq, v)
+	if err != nil {
+		return e, unavailable("journal", fmt.Errorf("entry %d: %w", seq, err))
 	}
-	e.Seq = seq
 	return e, nil
 }
 
@@ -301,11 +300,11 @@ func (b *Backend) Since(ctx context.Context, after uint64, limit int) ([]store.E
 	defer iter.Close()
 	var out []store.Entry
 	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
-		var e store.Entry
-		if err := json.Unmarshal(iter.Value(), &e); err != nil {
-			return nil, unavailable("journal", err)
+		seq := uint64FromKey(iter.Key())
+		e, err := store.ParseEntry(seq, iter.Value())
+		if err != nil {
+			return nil, unavailable("journal", fmt.Errorf("entry %d: %w", seq, err))
 		}
-		e.Seq = uint64FromKey(iter.Key())
 		out = append(out, e)
 	}
 	return out, iter.Error()

@@ -89,7 +89,36 @@ type subscription struct {
 	changed    chan struct{}   // closed and replaced when ch changes
 	gen        uint64          // counts channels
 	pending    map[uint64]bool // delivery tags handed out on ch and not settled
+	acks       acks            // settled deliveries on ch, acknowledged in batches
 	closed     bool
+}
+
+// acks batches the acknowledgements of one channel. Tags on a channel count
+// up from 1, and an ack with multiple=true acknowledges every tag up to its
+// own, so once every delivery up to a tag is settled one frame acknowledges
+// them all: the broker and the client then handle one ack frame where they
+// handled up to every (see flush).
+type acks struct {
+	sent    uint64          // every tag up to sent is acknowledged
+	done    uint64          // every tag up to done is settled
+	settled map[uint64]bool // settled tags above done
+	every   uint64          // how far done runs ahead of sent at most
+}
+
+// settle records tag as settled and reports whether an ack is due: when
+// done has run every tags ahead of sent, or nothing handed out is left
+// unsettled (nothing would move done on soon).
+func (a *acks) settle(tag uint64, unsettled int) bool {
+	if tag != a.done+1 {
+		a.settled[tag] = true
+		return false
+	}
+	a.done = tag
+	for a.settled[a.done+1] {
+		delete(a.settled, a.done+1)
+		a.done++
+	}
+	return a.done-a.sent >= a.every || unsettled == 0
 }
 
 // ref is a Delivery's handle: the AMQP delivery and the channel it came on.
@@ -195,6 +224,7 @@ func (s *subscription) install(ch *amqp.Channel, tag string, deliveries <-chan a
 	}
 	s.ch, s.tag, s.deliveries = ch, tag, deliveries
 	s.pending = make(map[uint64]bool)
+	s.acks = acks{settled: make(map[uint64]bool), every: ackEvery(s.b.cfg.Prefetch)}
 	s.gen++
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -208,7 +238,7 @@ func (s *subscription) uninstall(ch *amqp.Channel) {
 	if s.ch != ch {
 		return
 	}
-	s.ch, s.deliveries, s.pending = nil, nil, nil
+	s.ch, s.deliveries, s.pending, s.acks = nil, nil, nil, acks{}
 	s.gen++
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -295,12 +325,37 @@ func (s *subscription) settle(r *ref, ack bool) error {
 		return nil
 	}
 	delete(s.pending, tag)
-	if err := r.ch.Ack(tag, false); err != nil {
+	if !s.acks.settle(tag, len(s.pending)) {
+		return nil
+	}
+	if err := s.flush(r.ch); err != nil {
 		if errors.Is(err, amqp.ErrClosed) {
 			return s.handedBack(r)
 		}
 		return baton.Errorf(baton.Unavailable, "ack", "message %s of group %s: %w", r.d.MessageId, s.group, err)
 	}
+	return nil
+}
+
+// ackEvery is how many settled deliveries share one ack frame at most: 16,
+// or a quarter of the prefetch when that is smaller, so that the broker
+// gets its credit back well before a consumer runs dry.
+func ackEvery(prefetch int) uint64 {
+	return uint64(max(1, min(16, prefetch/4)))
+}
+
+// flush acknowledges, in one frame, every delivery up to the last of the
+// unbroken run of settled ones. A delivery settled after one still in
+// hand waits for it: a crash in between redelivers it, and the group's
+// inbox skips the copy, as with any ack lost on the way.
+func (s *subscription) flush(ch *amqp.Channel) error {
+	if s.acks.done == s.acks.sent {
+		return nil
+	}
+	if err := ch.Ack(s.acks.done, true); err != nil {
+		return err
+	}
+	s.acks.sent = s.acks.done
 	return nil
 }
 
@@ -368,7 +423,14 @@ func (s *subscription) Close() error {
 	}
 	s.closed = true
 	ch, tag, pending := s.ch, s.tag, s.pending
-	s.ch, s.deliveries, s.pending = nil, nil, nil
+	if ch != nil {
+		// What was settled is acknowledged before the rest goes back.
+		s.flush(ch)
+		for t := range s.acks.settled {
+			ch.Ack(t, false)
+		}
+	}
+	s.ch, s.deliveries, s.pending, s.acks = nil, nil, nil, acks{}
 	close(s.changed)
 	s.mu.Unlock()
 	s.cancel()

@@ -13,7 +13,7 @@ import (
 // settleReq is one Settle waiting for the settler.
 type settleReq struct {
 	member string // of the inbox mark
-	args   []any  // each entry's correlation id and JSON
+	args   []any  // each entry's correlation id and encoding
 	seqs   []int64
 	done   chan error
 }
@@ -59,10 +59,7 @@ func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.E
 	if err := ctx.Err(); err != nil {
 		return fail("settle", err)
 	}
-	args, err := s.appendArgs(entries)
-	if err != nil {
-		return err
-	}
+	args := s.appendArgs(entries)
 	req := &settleReq{member: s.inboxMember(group, id), args: args[1:], done: make(chan error, 1)}
 	select {
 	case s.settles <- req:

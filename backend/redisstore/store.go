@@ -183,10 +183,7 @@ func (s *Store) Append(ctx context.Context, entries ...store.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	args, err := s.appendArgs(entries)
-	if err != nil {
-		return err
-	}
+	args := s.appendArgs(entries)
 	seqs, err := appendScript.Run(ctx, s.rdb, []string{s.k.journalSeq, s.k.journal}, args...).Int64Slice()
 	if err != nil {
 		return fail("journal", err)
@@ -196,18 +193,21 @@ func (s *Store) Append(ctx context.Context, entries ...store.Entry) error {
 }
 
 // appendArgs are the arguments of appendLua after those given: the prefix
-// of the per-correlation lists, then each entry's correlation id and JSON.
-func (s *Store) appendArgs(entries []store.Entry, before ...any) ([]any, error) {
+// of the per-correlation lists, then each entry's correlation id and
+// encoding (store.AppendEntry), all in one buffer.
+func (s *Store) appendArgs(entries []store.Entry, before ...any) []any {
 	args := append(before, s.k.journalCorr)
-	for _, e := range entries {
-		e.Seq = 0
-		v, err := json.Marshal(e)
-		if err != nil {
-			return nil, baton.Errorf(baton.Invalid, "journal", "encode entry: %w", err)
-		}
-		args = append(args, e.CorrelationID, v)
+	n := 0
+	for i := range entries {
+		n += store.EntrySize(&entries[i])
 	}
-	return args, nil
+	buf := make([]byte, 0, n)
+	for i := range entries {
+		start := len(buf)
+		buf = store.AppendEntry(buf, &entries[i])
+		args = append(args, entries[i].CorrelationID, buf[start:len(buf):len(buf)])
+	}
+	return args
 }
 
 func setSeqs(entries []store.Entry, seqs []int64) {
@@ -218,12 +218,13 @@ func setSeqs(entries []store.Entry, seqs []int64) {
 	}
 }
 
+// decodeEntry reads an entry of the journal stream: binary, or JSON as
+// entries were written before.
 func decodeEntry(seq uint64, v string) (store.Entry, error) {
-	var e store.Entry
-	if err := json.Unmarshal([]byte(v), &e); err != nil {
+	e, err := store.ParseEntry(seq, []byte(v))
+	if err != nil {
 		return e, corrupt("journal", err)
 	}
-	e.Seq = seq
 	return e, nil
 }
 
