@@ -26,10 +26,10 @@
 // written after the run transition that caused it, not in the same
 // transaction: a crash between the two loses that notification.
 //
-// Shutdown: Stop stops taking notifications and ends the subscribers'
-// streams, stops claiming deliveries, and waits for the requests under way
-// until its context ends; what is left stays in the store for the next
-// start. Stop the hub before waiting for an HTTP server to shut down, since
+// Shutdown: Stop ends the subscribers' streams, stops claiming deliveries,
+// and waits for the requests under way until its context ends; what is left
+// stays in the store for the next start, as do the deliveries of
+// notifications that come while or after it stops. Stop the hub before waiting for an HTTP server to shut down, since
 // a server waits for its open event streams.
 package notify
 
