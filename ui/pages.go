@@ -23,11 +23,12 @@ import (
 // fast whatever the store holds.
 const (
 	runsPerPage     = 50
-	runsPage        = 500    // runs one store read returns to the Overview
+	runsPage        = 500    // runs one store read returns to the Overview and a status search
+	statusScan      = 5_000  // runs a status search looks through for one page
 	overviewRuns    = 1_000  // runs the Overview counts by status, the newest of its window
 	statusCap       = 1000   // dead letters and broken expectations counted, then "1000+"
 	overviewEntries = 10_000 // journal entries the Overview reads of its window
-	mapEntries      = 100_000
+	mapEntries      = 20_000 // journal entries the Map reads of its window
 	deadPerPage     = 50
 	deadScanPage    = 200
 	deadScanMax     = 5_000   // dead letters one list page looks through for matches
@@ -248,7 +249,10 @@ type searchData struct {
 	Transaction                            int // journal entries of Key
 	Runs                                   []store.Run
 	Next                                   string // the After of the next page
-	Problem                                string
+	// Scanned, when not zero, is how many runs a status search looked
+	// through before it stopped short of a full page.
+	Scanned int
+	Problem string
 }
 
 var statuses = []store.RunStatus{store.RunPending, store.RunRunning, store.RunCompensating, store.RunCompleted, store.RunFailed, store.RunCancelled}
@@ -302,6 +306,8 @@ func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
 				return rq.Status != "" && run.Status != rq.Status || !rq.Since.IsZero() && run.Created.Before(rq.Since) ||
 					!rq.Until.IsZero() && !run.Created.Before(rq.Until) || rq.After != ""
 			})
+		} else if rq.Status != "" {
+			runs, data.Next, data.Scanned, err = d.runsWithStatus(ctx, rq)
 		} else {
 			runs, err = flow.ListRuns(ctx, d.store, rq)
 		}
@@ -312,10 +318,42 @@ func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
 		if len(runs) > runsPerPage {
 			runs = runs[:runsPerPage]
 			data.Next = runs[len(runs)-1].ID
+			data.Scanned = 0
 		}
 		data.Runs = runs
 	}
 	d.render(w, r, http.StatusOK, "search", page{Title: "Search", Nav: "search", Data: data})
+}
+
+// runsWithStatus pages through the runs rq selects but for its status,
+// newest first, keeping those with the status: the stores index runs by
+// creation time and by flow, not by status, so a status that few runs have
+// would otherwise make one request read every run. It stops after
+// statusScan runs and returns where it stopped (next) and how many it read
+// (scanned) when that cut a page short; the page links on from there.
+func (d *dashboard) runsWithStatus(ctx context.Context, rq store.RunQuery) (runs []store.Run, next string, scanned int, err error) {
+	q := rq
+	q.Status, q.Limit = "", runsPage
+	for len(runs) <= runsPerPage {
+		page, err := flow.ListRuns(ctx, d.store, q)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		for _, r := range page {
+			if r.Status == rq.Status {
+				runs = append(runs, r)
+			}
+		}
+		scanned += len(page)
+		if len(page) < runsPage {
+			return runs, "", 0, nil
+		}
+		q.After = page[len(page)-1].ID
+		if scanned >= statusScan && len(runs) <= runsPerPage {
+			return runs, q.After, scanned, nil
+		}
+	}
+	return runs, "", 0, nil
 }
 
 // timeParam reads a time given as RFC 3339, or as the value of an HTML

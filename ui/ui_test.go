@@ -207,3 +207,58 @@ func TestTail(t *testing.T) {
 		t.Errorf("first event of the stream: id %s, %s (%v); want o-new-2 with id %d", id, data, err, fresh[1].Seq)
 	}
 }
+
+// A search by status reads a bounded number of runs for one page and links
+// further back, so a status few runs have does not make one request read
+// every run; following the link finds the older match.
+func TestSearchByStatusIsPaged(t *testing.T) {
+	t.Parallel()
+	b, err := embedded.Open(embedded.Config{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	start := time.Now().Add(-time.Hour)
+	const n = 5_600
+	for i := range n {
+		status := store.RunCompleted
+		if i == 0 {
+			status = store.RunFailed // the oldest
+		}
+		r := store.Run{ID: fmt.Sprintf("r-%05d", i), Flow: "order", Version: 1, Key: fmt.Sprintf("o-%05d", i), Status: status,
+			Created: start.Add(time.Duration(i) * time.Millisecond)}
+		if _, _, err := b.CreateRun(ctx, r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := api.New(api.Config{Store: b, Transport: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ui.New(ui.Config{API: a, Store: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) string {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != 200 {
+			t.Fatalf("GET %s: %d", path, w.Code)
+		}
+		return w.Body.String()
+	}
+	first := get("/search?status=failed")
+	if !strings.Contains(first, "No runs match among the newest 5000") {
+		t.Fatalf("first page:\n%.3000s", first)
+	}
+	i := strings.Index(first, `rel="next" href="`)
+	if i < 0 {
+		t.Fatal("no link further back")
+	}
+	link := first[i+len(`rel="next" href="`):]
+	link = strings.ReplaceAll(link[:strings.IndexByte(link, '"')], "&amp;", "&")
+	if next := get(link); !strings.Contains(next, `href="/tx/o-00000"`) {
+		t.Errorf("%s does not find the oldest run:\n%.3000s", link, next)
+	}
+}
