@@ -80,7 +80,13 @@ func jsonType(ct string) bool {
 }
 
 // hostAllowed reports whether r's Host names this server.
-func (h *handler) hostAllowed(r *http.Request) bool {
+func (h *handler) hostAllowed(r *http.Request) bool { return HostAllowed(r, h.hosts) }
+
+// HostAllowed reports whether r's Host names this server: a loopback name or
+// address, the address the connection came in on, or one of hosts (as
+// Config.Hosts). A request on a unix socket always does. Pages served beside
+// the API (package ui) check it too, so that a rebound name reads nothing.
+func HostAllowed(r *http.Request, hosts []string) bool {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if local != nil && local.Network() == "unix" {
 		return true
@@ -100,7 +106,7 @@ func (h *handler) hostAllowed(r *http.Request) bool {
 			return true
 		}
 	}
-	for _, allowed := range h.hosts {
+	for _, allowed := range hosts {
 		if strings.EqualFold(name, allowed) {
 			return true
 		}

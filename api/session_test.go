@@ -12,15 +12,15 @@ import (
 // a header, when sent, is what counts.
 func TestSessionCookie(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, "first-token")
+	s := newStack(t, "first-token-0123456789")
 	for _, tc := range []struct {
 		name, cookie, header string
 		status               int
 	}{
-		{"right cookie", "first-token", "", 200},
+		{"right cookie", "first-token-0123456789", "", 200},
 		{"wrong cookie", "nope", "", 401},
 		{"empty cookie", "", "", 401},
-		{"wrong header beats a right cookie", "first-token", "Bearer nope", 401},
+		{"wrong header beats a right cookie", "first-token-0123456789", "Bearer nope", 401},
 	} {
 		req, _ := http.NewRequest("GET", s.srv.URL+"/v1/dead-letters", nil)
 		req.AddCookie(&http.Cookie{Name: api.SessionCookie, Value: tc.cookie})

@@ -61,8 +61,14 @@ type Config struct {
 	Expectations []expect.Expectation
 	Scheduler    Scheduler
 
-	// Tokens, when any, are the tokens a user may log in with: the API's.
+	// Tokens, when any, are the tokens a user may log in with: every token
+	// the API accepts, whatever its scope (the API checks the scope of each
+	// write the pages send).
 	Tokens []string
+	// Hosts are the names besides loopback the server is reached by, as
+	// api.Config.Hosts: a page asked for under any other Host is refused,
+	// as the API refuses it (DNS rebinding).
+	Hosts []string
 	// Logger receives the errors of pages that failed; the default
 	// discards.
 	Logger *slog.Logger
@@ -74,6 +80,7 @@ type dashboard struct {
 	expect []expect.Expectation
 	sched  Scheduler
 	tokens [][sha256.Size]byte
+	hosts  []string
 	log    *slog.Logger
 	pages  map[string]*template.Template
 }
@@ -83,7 +90,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.API == nil || cfg.Store == nil {
 		return nil, baton.Errorf(baton.Invalid, "ui.New", "an API handler and a Store are required")
 	}
-	d := &dashboard{store: cfg.Store, flows: cfg.Flows, expect: cfg.Expectations, sched: cfg.Scheduler, log: cfg.Logger}
+	d := &dashboard{store: cfg.Store, flows: cfg.Flows, expect: cfg.Expectations, sched: cfg.Scheduler, hosts: cfg.Hosts, log: cfg.Logger}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,7 +136,7 @@ func New(cfg Config) (http.Handler, error) {
 		d.fail(w, r, baton.Errorf(baton.NotFound, r.URL.Path, "no such page; the menu above lists them"))
 	})
 	mux.Handle("/", d.authenticate(pages))
-	return mux, nil
+	return d.checkHost(mux), nil
 }
 
 // cacheable lets browsers keep the embedded assets for an hour: they
@@ -138,6 +145,20 @@ func cacheable(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		h.ServeHTTP(w, r)
+	})
+}
+
+// checkHost refuses a page or asset asked for under a Host that does not
+// name this server, as the API refuses its own paths; the health checks go
+// to the API, which lets probes name the server as they like.
+func (d *dashboard) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !api.HostAllowed(r, d.hosts) {
+			d.fail(w, r, baton.Errorf(api.Forbidden, r.URL.Path,
+				"the Host header %q does not name this server: use its address, or start the server with --allow-host NAME", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -247,7 +268,12 @@ func (d *dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 && r.Context().Err() == nil {
 		d.log.Error("ui: page failed", "path", r.URL.Path, "err", err)
 	}
-	d.render(w, r, status, "error", page{Title: http.StatusText(status), Data: err.Error()})
+	msg := err.Error()
+	if status >= 500 {
+		// The detail is in the log; a page does not show internal errors.
+		msg = "the server could not show this page; its log says why"
+	}
+	d.render(w, r, status, "error", page{Title: http.StatusText(status), Data: msg})
 }
 
 func parsePages() (map[string]*template.Template, error) {

@@ -45,7 +45,7 @@ func newDashboard(t *testing.T, tokens ...string) *httptest.Server {
 // wrong one is refused, and logging out forgets it.
 func TestLogin(t *testing.T) {
 	t.Parallel()
-	srv := newDashboard(t, "s3cret")
+	srv := newDashboard(t, "s3cret-s3cret-s3cret")
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(path string) (*http.Response, string) {
@@ -85,10 +85,10 @@ func TestLogin(t *testing.T) {
 		t.Errorf("a wrong token: %d", resp.StatusCode)
 	}
 	// Another site cannot log a browser in (login CSRF).
-	if resp := post("/login", url.Values{"token": {"s3cret"}}, "cross-site"); resp.StatusCode != http.StatusForbidden {
+	if resp := post("/login", url.Values{"token": {"s3cret-s3cret-s3cret"}}, "cross-site"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a cross-site login: %d", resp.StatusCode)
 	}
-	resp = post("/login", url.Values{"token": {"s3cret"}, "next": {"/dead-letters?group=payment"}}, "same-origin")
+	resp = post("/login", url.Values{"token": {"s3cret-s3cret-s3cret"}, "next": {"/dead-letters?group=payment"}}, "same-origin")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dead-letters?group=payment" {
 		t.Fatalf("a right token: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -108,7 +108,7 @@ func TestLogin(t *testing.T) {
 		t.Errorf("the API with the session: %d", resp.StatusCode)
 	}
 	// A redirect after login stays on this server.
-	if resp := post("/login", url.Values{"token": {"s3cret"}, "next": {"//evil.example/"}}, "same-origin"); resp.Header.Get("Location") != "/" {
+	if resp := post("/login", url.Values{"token": {"s3cret-s3cret-s3cret"}, "next": {"//evil.example/"}}, "same-origin"); resp.Header.Get("Location") != "/" {
 		t.Errorf("next=//evil.example/ redirects to %q", resp.Header.Get("Location"))
 	}
 	post("/logout", nil, "same-origin")
@@ -242,7 +242,9 @@ func TestSearchByStatusIsPaged(t *testing.T) {
 	}
 	get := func(path string) string {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "localhost"
+		h.ServeHTTP(w, req)
 		if w.Code != 200 {
 			t.Fatalf("GET %s: %d", path, w.Code)
 		}
@@ -260,5 +262,45 @@ func TestSearchByStatusIsPaged(t *testing.T) {
 	link = strings.ReplaceAll(link[:strings.IndexByte(link, '"')], "&amp;", "&")
 	if next := get(link); !strings.Contains(next, `href="/tx/o-00000"`) {
 		t.Errorf("%s does not find the oldest run:\n%.3000s", link, next)
+	}
+}
+
+// A page asked for under a name that is not this server's (a name an
+// attacker re-pointed at 127.0.0.1) is refused, as the API refuses it; one
+// given with Hosts is served.
+func TestPagesRefuseForeignHosts(t *testing.T) {
+	t.Parallel()
+	b, err := embedded.Open(embedded.Config{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a, err := api.New(api.Config{Store: b, Transport: b, Hosts: []string{"baton.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ui.New(ui.Config{API: a, Store: b, Hosts: []string{"baton.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host, path string
+		status     int
+	}{
+		{"attacker.example", "/", http.StatusForbidden},
+		{"attacker.example", "/search?key=o-1", http.StatusForbidden},
+		{"attacker.example", "/static/app.css", http.StatusForbidden},
+		{"attacker.example", "/v1/journal", http.StatusForbidden},
+		{"attacker.example", "/healthz", http.StatusOK},
+		{"baton.example.com", "/", http.StatusOK},
+		{"localhost:7070", "/", http.StatusOK},
+	} {
+		req := httptest.NewRequest("GET", tc.path, nil)
+		req.Host = tc.host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != tc.status {
+			t.Errorf("GET %s with Host %s: %d, want %d", tc.path, tc.host, w.Code, tc.status)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,7 +381,7 @@ func serve(ctx context.Context, e *env, cfg serverConfig) (err error) {
 		return err
 	}
 	dash, err := ui.New(ui.Config{API: srv.Handler, Store: st, Flows: flows, Expectations: watched, Scheduler: rn.Scheduler(),
-		Tokens: cfg.tokens, Logger: log})
+		Tokens: loginTokens(cfg.tokens, cfg.scoped), Hosts: cfg.hosts, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -572,4 +573,15 @@ func lastDead(ctx context.Context, s store.DeadLetters) (string, error) {
 		}
 		last = page[len(page)-1].ID
 	}
+}
+
+// loginTokens are the tokens the dashboard lets a user log in with: every
+// one the API accepts, whatever its scope, since the API checks the scope
+// of each write the pages send.
+func loginTokens(admin []string, scoped []api.Token) []string {
+	all := slices.Clone(admin)
+	for _, t := range scoped {
+		all = append(all, t.Secret)
+	}
+	return all
 }
