@@ -78,6 +78,13 @@ func (b *Backend) oldest(kind byte, old func(k, v []byte) bool) (keys [][]byte, 
 	return keys, vals, done, iter.Error()
 }
 
+// entryStamp is stampOf for a journal entry, which is kept in the binary
+// encoding (store.AppendEntry) or, written before it, as JSON.
+func entryStamp(v []byte) stamped {
+	e, _ := store.ParseEntry(0, v) // an entry that does not decode has no time: it is old
+	return stamped{Time: e.Time, CorrelationID: e.CorrelationID}
+}
+
 func stampOf(v []byte) stamped {
 	var s stamped
 	_ = json.Unmarshal(v, &s) // an entry that does not decode has no time: it is old
@@ -87,7 +94,7 @@ func stampOf(v []byte) stamped {
 func (b *Backend) sweepJournal(ctx context.Context, cutoff time.Time) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
-		keys, vals, done, err := b.oldest(kindJournal, func(_, v []byte) bool { return stampOf(v).Time.Before(cutoff) })
+		keys, vals, done, err := b.oldest(kindJournal, func(_, v []byte) bool { return entryStamp(v).Time.Before(cutoff) })
 		if err != nil || len(keys) == 0 {
 			return total, err
 		}
@@ -96,7 +103,7 @@ func (b *Backend) sweepJournal(ctx context.Context, cutoff time.Time) (int, erro
 				if err := r.delete(k); err != nil {
 					return err
 				}
-				if corr := stampOf(vals[i]).CorrelationID; corr != "" {
+				if corr := entryStamp(vals[i]).CorrelationID; corr != "" {
 					if err := r.delete(corrKey(corr, uint64FromKey(k))); err != nil {
 						return err
 					}

@@ -52,6 +52,13 @@ type stamped struct {
 	CorrelationID string    `json:"correlationid"`
 }
 
+// entryStamp is stampOf for a journal entry, which is kept in the binary
+// encoding (store.AppendEntry) or, written before it, as JSON.
+func entryStamp(v string) stamped {
+	e, _ := store.ParseEntry(0, []byte(v)) // an entry that does not decode has no time: it is old
+	return stamped{Time: e.Time, CorrelationID: e.CorrelationID}
+}
+
 func stampOf(v string) stamped {
 	var st stamped
 	_ = json.Unmarshal([]byte(v), &st)
@@ -71,7 +78,7 @@ func (s *Store) sweepJournal(ctx context.Context, cutoff time.Time) (int, error)
 		var corrs []stamped
 		for _, m := range msgs {
 			v, _ := m.Values["e"].(string)
-			st := stampOf(v)
+			st := entryStamp(v)
 			if !st.Time.Before(cutoff) {
 				break
 			}
