@@ -75,6 +75,7 @@ func BenchmarkDashboard(b *testing.B) {
 		// No run is pending: the store reads every run to say so.
 		{"search-pending", "/search?status=pending"},
 		{"search-range", "/search?since=" + now.Add(-12*time.Hour).UTC().Format("2006-01-02T15:04") + "&until=" + now.Add(-11*time.Hour).UTC().Format("2006-01-02T15:04")},
+		{"search-type", "/search?type=payment.processed.v1"},
 		{"transaction", "/tx/" + mid},
 		{"map", "/map?window=" + ago(15*time.Minute)},
 		{"map-1h", "/map?window=" + ago(time.Hour)},

@@ -25,6 +25,7 @@ const (
 	runsPerPage     = 50
 	runsPage        = 500    // runs one store read returns to the Overview and a status search
 	statusScan      = 5_000  // runs a status search looks through for one page
+	typeScan        = 5_000  // journal entries a search by event type looks through for one page
 	overviewRuns    = 1_000  // runs the Overview counts by status, the newest of its window
 	statusCap       = 1000   // dead letters and broken expectations counted, then "1000+"
 	overviewEntries = 10_000 // journal entries the Overview reads of its window
@@ -242,17 +243,33 @@ func (d *dashboard) runsOfKey(ctx context.Context, key string) ([]store.Run, err
 // search
 
 type searchData struct {
-	Key, Flow, Status, Since, Until, After string
-	Flows                                  []string
-	Statuses                               []store.RunStatus
-	Searched                               bool
-	Transaction                            int // journal entries of Key
-	Runs                                   []store.Run
-	Next                                   string // the After of the next page
+	Key, Flow, Status, Type, Since, Until, After string
+	Flows                                        []string
+	Statuses                                     []store.RunStatus
+	Searched                                     bool
+	Transaction                                  int // journal entries of Key
+	Runs                                         []store.Run
+	Next                                         string // the After of the next page
 	// Scanned, when not zero, is how many runs a status search looked
 	// through before it stopped short of a full page.
 	Scanned int
-	Problem string
+	// Typed are the transactions with an event of Type, newest first, from
+	// the journal entries below Before back to TypedFrom; TypedNext, when
+	// not zero, is the Before of the page that looks further back.
+	Typed     []typedTransaction
+	Before    string
+	TypedFrom uint64
+	TypedNext uint64
+	Problem   string
+}
+
+// typedTransaction is a transaction a search by event type found: its
+// correlation id and its latest entry of that type.
+type typedTransaction struct {
+	CorrelationID string
+	Outcome       store.Outcome
+	Group         string
+	Time          time.Time
 }
 
 var statuses = []store.RunStatus{store.RunPending, store.RunRunning, store.RunCompensating, store.RunCompleted, store.RunFailed, store.RunCancelled}
@@ -261,7 +278,8 @@ func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	data := searchData{Key: strings.TrimSpace(q.Get("key")), Flow: q.Get("flow"), Status: q.Get("status"),
-		Since: q.Get("since"), Until: q.Get("until"), After: q.Get("after"), Statuses: statuses}
+		Type: strings.TrimSpace(q.Get("type")), Since: q.Get("since"), Until: q.Get("until"), After: q.Get("after"),
+		Before: q.Get("before"), Statuses: statuses}
 	for _, f := range d.flows {
 		if !slices.Contains(data.Flows, f.Name) {
 			data.Flows = append(data.Flows, f.Name)
@@ -282,6 +300,12 @@ func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
 	if rq.Until, err = timeParam(data.Until, "until"); err != nil {
 		problems = append(problems, err.Error())
 	}
+	var before uint64
+	if data.Before != "" {
+		if before, err = strconv.ParseUint(data.Before, 10, 64); err != nil || data.Type == "" {
+			problems = append(problems, "before "+strconv.Quote(data.Before)+" is not a journal position of a search by event type: follow the page's own links")
+		}
+	}
 	if len(problems) > 0 {
 		data.Problem = strings.Join(problems, "; ")
 		d.render(w, r, http.StatusBadRequest, "search", page{Title: "Search", Nav: "search", Data: data})
@@ -295,6 +319,14 @@ func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		data.Transaction = len(h)
+	}
+	if data.Type != "" {
+		if data.Typed, data.TypedFrom, data.TypedNext, err = d.transactionsOfType(ctx, data.Type, rq.Since, rq.Until, before); err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		// A search by type alone finds transactions; runs have no type.
+		data.Searched = data.Key != "" || data.Flow != "" || data.Status != ""
 	}
 	if data.Searched {
 		var runs []store.Run
@@ -323,6 +355,66 @@ func (d *dashboard) search(w http.ResponseWriter, r *http.Request) {
 		data.Runs = runs
 	}
 	d.render(w, r, http.StatusOK, "search", page{Title: "Search", Nav: "search", Data: data})
+}
+
+// transactionsOfType finds the transactions that journaled an event of
+// type typ between since and until (zero: the whole journal), newest first.
+// The journal is indexed by sequence and by correlation id, not by type, so
+// one page reads at most typeScan entries, those below before (zero: to the
+// end), and returns the position it read from and, when the window holds
+// more before it, the before of the page that looks further back.
+func (d *dashboard) transactionsOfType(ctx context.Context, typ string, since, until time.Time, before uint64) (found []typedTransaction, from, next uint64, err error) {
+	var lo uint64 // the window's entries come after it
+	if !since.IsZero() {
+		if lo, err = traffic.After(ctx, d.store, since); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	hi := before - 1 // the page's last entry, included
+	if before == 0 {
+		last := time.Now()
+		if !until.IsZero() {
+			last = until // excluded: After gives the last entry before it
+		}
+		if hi, err = traffic.After(ctx, d.store, last); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	from = lo
+	if hi > lo+typeScan {
+		from = hi - typeScan
+	}
+	latest := map[string]int{}
+	for at := from; at < hi; {
+		page, err := d.store.Since(ctx, at, tailPage)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		for _, e := range page {
+			if e.Seq > hi {
+				break
+			}
+			at = e.Seq
+			if e.EventType != typ || e.CorrelationID == "" {
+				continue
+			}
+			t := typedTransaction{CorrelationID: e.CorrelationID, Outcome: e.Outcome, Group: e.Group, Time: e.Time}
+			if i, ok := latest[e.CorrelationID]; ok {
+				found[i] = t
+				continue
+			}
+			latest[e.CorrelationID] = len(found)
+			found = append(found, t)
+		}
+		if len(page) < tailPage {
+			break
+		}
+	}
+	slices.SortStableFunc(found, func(a, b typedTransaction) int { return b.Time.Compare(a.Time) })
+	if from > lo {
+		next = from + 1
+	}
+	return found, from, next, nil
 }
 
 // runsWithStatus pages through the runs rq selects but for its status,

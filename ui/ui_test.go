@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -302,5 +304,72 @@ func TestPagesRefuseForeignHosts(t *testing.T) {
 		if w.Code != tc.status {
 			t.Errorf("GET %s with Host %s: %d, want %d", tc.path, tc.host, w.Code, tc.status)
 		}
+	}
+}
+
+// A search by event type finds the transactions that journaled it, newest
+// first, reads a bounded part of the journal for one page, and links
+// further back to the older ones.
+func TestSearchByEventType(t *testing.T) {
+	t.Parallel()
+	b, err := embedded.Open(embedded.Config{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	start := time.Now().Add(-time.Hour)
+	// o-old refunded long ago, then 6,000 entries of other types, then
+	// o-new refunded and o-other only placed.
+	entry := func(i int, corr, typ string) store.Entry {
+		return store.Entry{Time: start.Add(time.Duration(i) * time.Millisecond), CorrelationID: corr, Outcome: store.Published, EventType: typ}
+	}
+	batch := []store.Entry{entry(0, "o-old", "payment.refunded.v1")}
+	for i := 1; i <= 6_000; i++ {
+		batch = append(batch, entry(i, fmt.Sprintf("o-%05d", i), "order.placed.v1"))
+	}
+	batch = append(batch, entry(6_001, "o-new", "payment.refunded.v1"), entry(6_002, "o-other", "order.placed.v1"))
+	if err := b.Append(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	a, err := api.New(api.Config{Store: b, Transport: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ui.New(ui.Config{API: a, Store: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) string {
+		t.Helper()
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "localhost"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			t.Fatalf("GET %s: %d: %s", path, w.Code, w.Body)
+		}
+		return w.Body.String()
+	}
+	first := get("/search?type=payment.refunded.v1")
+	if !strings.Contains(first, `href="/tx/o-new"`) || strings.Contains(first, `href="/tx/o-old"`) || strings.Contains(first, `href="/tx/o-other"`) {
+		t.Fatalf("first page: want o-new alone (o-old is further back than one page reads):\n%s", first)
+	}
+	m := regexp.MustCompile(`href="/search\?([^"]*before=[^"]*)"`).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("first page has no link further back:\n%s", first)
+	}
+	older := get("/search?" + html.UnescapeString(m[1]))
+	if !strings.Contains(older, `href="/tx/o-old"`) || strings.Contains(older, `href="/tx/o-new"`) {
+		t.Errorf("the page further back: want o-old alone:\n%s", older)
+	}
+	if strings.Contains(older, "before=") {
+		t.Errorf("the page further back reached the start of the journal but links on")
+	}
+	// A time window that ends before o-new leaves only o-old.
+	until := start.Add(6_001 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	windowed := get("/search?type=payment.refunded.v1&until=" + url.QueryEscape(until))
+	if strings.Contains(windowed, `href="/tx/o-new"`) {
+		t.Errorf("until %s: o-new was journaled after it:\n%s", until, windowed)
 	}
 }
