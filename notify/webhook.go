@@ -99,15 +99,17 @@ func (s *sender) deliver(ctx context.Context, d store.Delivery) {
 	var serr error
 	switch {
 	case err == nil:
-		h.sent.Add(1)
+		// Counted once settled, so that a reader of the counts sees the
+		// store settled too.
 		serr = h.store.DeleteDelivery(settle, d.ID)
+		h.sent.Add(1)
 		log.Debug("notify: webhook delivered")
 	case ctx.Err() != nil:
 		d.Next = now
 		serr = h.store.RetryDelivery(settle, d)
 	case !retry:
-		h.failed.Add(1)
 		serr = h.store.DeleteDelivery(settle, d.ID)
+		h.failed.Add(1)
 		log.Error("notify: webhook delivery given up", "err", err)
 	default:
 		d.Attempts++
@@ -117,8 +119,8 @@ func (s *sender) deliver(ctx context.Context, d store.Delivery) {
 		}
 		d.Next, d.LastError = now.Add(wait), err.Error()
 		if h.retry.MaxAttempts > 0 && d.Attempts >= h.retry.MaxAttempts || d.Next.Sub(d.Created) > h.maxAge {
-			h.failed.Add(1)
 			serr = h.store.DeleteDelivery(settle, d.ID)
+			h.failed.Add(1)
 			log.Error("notify: webhook delivery given up: out of attempts or time", "err", err,
 				"attempts", d.Attempts, "since", now.Sub(d.Created).Round(time.Second))
 			break
