@@ -103,6 +103,9 @@ type Backend struct {
 	retryWake chan struct{}
 	now       func() time.Time
 	sweeps    *store.Sweeps
+	// sweeping makes the sweeps one at a time: a sweep counts the dead
+	// letters, then drops the excess, which a second one would drop again.
+	sweeping sync.Mutex
 
 	// failure is set, once, when a write or an fsync of the data directory
 	// failed (see fail); stopped is closed then or by Close.

@@ -25,6 +25,8 @@ func (b *Backend) Swept() store.Swept { return b.sweeps.Total() }
 // Sweep removes the journal entries, ended runs and dead letters older than
 // the retention at now, and the oldest dead letters beyond the cap.
 func (b *Backend) Sweep(ctx context.Context, now time.Time) (store.Swept, error) {
+	b.sweeping.Lock()
+	defer b.sweeping.Unlock()
 	var got store.Swept
 	defer func() { b.sweeps.Count(got) }()
 	var err error

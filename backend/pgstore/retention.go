@@ -17,7 +17,7 @@ const sweepBatch = 1000
 // retentionQueries are the statements of a sweep, with the schema's name
 // in them.
 type retentionQueries struct {
-	journal, deadBefore, deadCount, deadOldest, runs string
+	journal, deadBefore, deadOverCap, runs string
 }
 
 func newRetentionQueries(schema string) retentionQueries {
@@ -32,8 +32,9 @@ func newRetentionQueries(schema string) retentionQueries {
 	return retentionQueries{
 		journal:    r.Replace(strings.NewReplacer("{k}", "seq", "{t}", "journal").Replace(oldestFirst)),
 		deadBefore: r.Replace(strings.NewReplacer("{k}", "id", "{t}", "dead_letters").Replace(oldestFirst)),
-		deadCount:  r.Replace(`SELECT count(*) FROM {s}.dead_letters`),
-		deadOldest: r.Replace(`DELETE FROM {s}.dead_letters WHERE id IN (SELECT id FROM {s}.dead_letters ORDER BY id LIMIT $1)`),
+		// The oldest beyond the newest $1: sweeps running at once (several
+		// processes share the store) delete the same rows, never more.
+		deadOverCap: r.Replace(`DELETE FROM {s}.dead_letters WHERE id IN (SELECT id FROM {s}.dead_letters ORDER BY id DESC OFFSET $1 LIMIT $2)`),
 		runs: r.Replace(`DELETE FROM {s}.runs WHERE id IN (
 			SELECT id FROM {s}.runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated < $1
 			ORDER BY updated, id LIMIT $2 FOR UPDATE SKIP LOCKED)`),
@@ -101,24 +102,17 @@ func (s *Store) sweepDeadOverCap(ctx context.Context) (int, error) {
 	if limit < 0 {
 		return 0, nil
 	}
-	var count int
-	if err := s.pool.QueryRow(ctx, s.rq.deadCount).Scan(&count); err != nil {
-		return 0, s.fail("sweep dead letters", err)
-	}
 	total := 0
-	for over := count - limit; over > 0; {
-		tag, err := s.pool.Exec(ctx, s.rq.deadOldest, min(over, sweepBatch))
+	for {
+		tag, err := s.pool.Exec(ctx, s.rq.deadOverCap, limit, sweepBatch)
 		if err != nil {
 			return total, s.fail("sweep dead letters", err)
 		}
-		n := int(tag.RowsAffected())
-		total += n
-		if n == 0 {
-			break
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < sweepBatch {
+			return total, nil
 		}
-		over -= n
 	}
-	return total, nil
 }
 
 // closing reports whether a sweep failed because the store is closing.

@@ -160,24 +160,22 @@ func (s *Store) sweepDeadOverCap(ctx context.Context) (int, error) {
 	if limit < 0 {
 		return 0, nil
 	}
-	count, err := s.rdb.ZCard(ctx, s.k.deadIDs).Result()
-	if err != nil {
-		return 0, fail("sweep dead letters", err)
-	}
 	total := 0
-	for over := int(count) - limit; over > 0; {
-		ids, err := s.rdb.ZRange(ctx, s.k.deadIDs, 0, int64(min(over, sweepBatch))-1).Result()
+	for {
+		// The oldest beyond the newest limit: sweeps running at once
+		// (several processes share the store) drop the same ones, never
+		// more, and count only what they removed.
+		ids, err := s.rdb.ZRange(ctx, s.k.deadIDs, 0, -int64(limit)-1).Result()
 		if err != nil || len(ids) == 0 {
 			return total, fail("sweep dead letters", err)
 		}
+		ids = ids[:min(len(ids), sweepBatch)]
 		dropped, err := s.dropDead(ctx, ids)
 		total += dropped
-		if err != nil {
+		if err != nil || dropped == 0 {
 			return total, err
 		}
-		over -= len(ids)
 	}
-	return total, nil
 }
 
 // deleteRunScript deletes the run KEYS[1] and its index members if it is
