@@ -116,25 +116,61 @@ type Sweeper interface {
 	Swept() Swept
 }
 
-// Sweeps runs a store's sweeps in the background and adds up what they
-// removed. The zero value is not ready: use NewSweeps.
+// SweepSteps are what one store does of a sweep; Sweeps does them in order
+// and adds up what they removed. Each removes, oldest first, what it names:
+// journal entries (with their indexes), ended runs (with theirs) and dead
+// letters older than cutoff, and the oldest dead letters beyond the cap.
+type SweepSteps struct {
+	Journal, Runs, DeadBefore func(ctx context.Context, cutoff time.Time) (int, error)
+	DeadOverCap               func(ctx context.Context) (int, error)
+}
+
+// Sweeps runs a store's sweeps, in the background and on request (a
+// store's Sweep), one at a time, and adds up what they removed. The zero
+// value is not ready: use NewSweeps.
 type Sweeps struct {
-	sweep func(ctx context.Context, now time.Time) (Swept, error)
-	log   *slog.Logger
-	name  string
+	name      string
+	log       *slog.Logger
+	retention Retention
+	steps     SweepSteps
+
+	// sweeping makes the sweeps of one process one at a time: a sweep
+	// counts the dead letters, then drops the excess.
+	sweeping sync.Mutex
 
 	mu    sync.Mutex
 	total Swept
 }
 
 // NewSweeps returns the sweeps of the store called name (for the log),
-// each done by sweep.
-func NewSweeps(name string, log *slog.Logger, sweep func(ctx context.Context, now time.Time) (Swept, error)) *Sweeps {
-	return &Sweeps{sweep: sweep, log: log, name: name}
+// which keeps r (defaults applied), each done by steps.
+func NewSweeps(name string, log *slog.Logger, r Retention, steps SweepSteps) *Sweeps {
+	return &Sweeps{name: name, log: log, retention: r, steps: steps}
 }
 
-// Count adds what one sweep removed to the total; a store's Sweep calls it.
-func (s *Sweeps) Count(o Swept) {
+// Sweep does the steps for a sweep at now and counts what they removed, up
+// to the first that failed.
+func (s *Sweeps) Sweep(ctx context.Context, now time.Time) (got Swept, err error) {
+	s.sweeping.Lock()
+	defer s.sweeping.Unlock()
+	defer func() { s.count(got) }()
+	if cutoff, ok := s.retention.Cutoff(now); ok {
+		if got.Journal, err = s.steps.Journal(ctx, cutoff); err != nil {
+			return got, err
+		}
+		if got.Runs, err = s.steps.Runs(ctx, cutoff); err != nil {
+			return got, err
+		}
+		if got.Dead, err = s.steps.DeadBefore(ctx, cutoff); err != nil {
+			return got, err
+		}
+	}
+	got.DeadOverCap, err = s.steps.DeadOverCap(ctx)
+	return got, err
+}
+
+// count adds what one sweep removed to the total.
+func (s *Sweeps) count(o Swept) {
 	s.mu.Lock()
 	s.total.Add(o)
 	s.mu.Unlock()
@@ -165,7 +201,7 @@ func (s *Sweeps) Run(stop <-chan struct{}, closed func(error) bool) {
 	t := time.NewTicker(SweepEvery)
 	defer t.Stop()
 	for {
-		got, err := s.sweep(ctx, time.Now())
+		got, err := s.Sweep(ctx, time.Now())
 		switch {
 		case err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled) || closed(err)):
 			return

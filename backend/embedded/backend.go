@@ -103,9 +103,6 @@ type Backend struct {
 	retryWake chan struct{}
 	now       func() time.Time
 	sweeps    *store.Sweeps
-	// sweeping makes the sweeps one at a time: a sweep counts the dead
-	// letters, then drops the excess, which a second one would drop again.
-	sweeping sync.Mutex
 
 	// failure is set, once, when a write or an fsync of the data directory
 	// failed (see fail); stopped is closed then or by Close.
@@ -228,7 +225,8 @@ func openOn(cfg Config, fs vfs.FS) (*Backend, error) {
 		return nil, err
 	}
 	b.horizon.Store(last)
-	b.sweeps = store.NewSweeps("embedded", cfg.Logger, b.Sweep)
+	b.sweeps = store.NewSweeps("embedded", cfg.Logger, b.cfg.Retention, store.SweepSteps{
+		Journal: b.sweepJournal, Runs: b.sweepRuns, DeadBefore: b.sweepDeadBefore, DeadOverCap: b.sweepDeadOverCap})
 	go b.runWriter(last)
 	go b.runSyncer()
 	b.bg.Add(3)

@@ -25,24 +25,7 @@ func (b *Backend) Swept() store.Swept { return b.sweeps.Total() }
 // Sweep removes the journal entries, ended runs and dead letters older than
 // the retention at now, and the oldest dead letters beyond the cap.
 func (b *Backend) Sweep(ctx context.Context, now time.Time) (store.Swept, error) {
-	b.sweeping.Lock()
-	defer b.sweeping.Unlock()
-	var got store.Swept
-	defer func() { b.sweeps.Count(got) }()
-	var err error
-	if cutoff, ok := b.cfg.Retention.Cutoff(now); ok {
-		if got.Journal, err = b.sweepJournal(ctx, cutoff); err != nil {
-			return got, err
-		}
-		if got.Runs, err = b.sweepRuns(ctx, cutoff); err != nil {
-			return got, err
-		}
-		if got.Dead, err = b.sweepDeadBefore(ctx, cutoff); err != nil {
-			return got, err
-		}
-	}
-	got.DeadOverCap, err = b.sweepDeadOverCap(ctx)
-	return got, err
+	return b.sweeps.Sweep(ctx, now)
 }
 
 // stamped is what a sweep reads of a journal entry or a dead letter.

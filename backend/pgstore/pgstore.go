@@ -139,7 +139,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	reads, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.sweeps = store.NewSweeps("pgstore", cfg.Logger, s.Sweep)
+	s.sweeps = store.NewSweeps("pgstore", cfg.Logger, s.cfg.Retention, store.SweepSteps{
+		Journal: func(ctx context.Context, cutoff time.Time) (int, error) {
+			return s.sweepOldest(ctx, "sweep journal", s.rq.journal, cutoff)
+		},
+		Runs: s.sweepRuns,
+		DeadBefore: func(ctx context.Context, cutoff time.Time) (int, error) {
+			return s.sweepOldest(ctx, "sweep dead letters", s.rq.deadBefore, cutoff)
+		},
+		DeadOverCap: s.sweepDeadOverCap,
+	})
 	s.bg.Add(4)
 	go s.sweep()
 	go s.writeJournal()

@@ -51,22 +51,7 @@ func (s *Store) Swept() store.Swept { return s.sweeps.Total() }
 // the retention at now, and the oldest dead letters beyond the cap. Several
 // processes sharing the schema may sweep at once: each row is deleted once.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (store.Swept, error) {
-	var got store.Swept
-	defer func() { s.sweeps.Count(got) }()
-	var err error
-	if cutoff, ok := s.cfg.Retention.Cutoff(now); ok {
-		if got.Journal, err = s.sweepOldest(ctx, "sweep journal", s.rq.journal, cutoff); err != nil {
-			return got, err
-		}
-		if got.Runs, err = s.sweepRuns(ctx, cutoff); err != nil {
-			return got, err
-		}
-		if got.Dead, err = s.sweepOldest(ctx, "sweep dead letters", s.rq.deadBefore, cutoff); err != nil {
-			return got, err
-		}
-	}
-	got.DeadOverCap, err = s.sweepDeadOverCap(ctx)
-	return got, err
+	return s.sweeps.Sweep(ctx, now)
 }
 
 func (s *Store) sweepOldest(ctx context.Context, op, query string, cutoff time.Time) (int, error) {

@@ -129,7 +129,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{client: rdb, rdb: ap, cfg: cfg, k: newKeys(cfg.Prefix),
 		done: make(chan struct{}), settles: make(chan *settleReq, maxSettleBatch),
 		seens: make(chan *seenReq, maxSeenBatch)}
-	s.sweeps = store.NewSweeps("redisstore", cfg.Logger, s.Sweep)
+	s.sweeps = store.NewSweeps("redisstore", cfg.Logger, s.cfg.Retention, store.SweepSteps{
+		Journal: s.sweepJournal, Runs: s.sweepRuns, DeadBefore: s.sweepDeadBefore, DeadOverCap: s.sweepDeadOverCap})
 	s.bg.Add(3)
 	go s.settle()
 	go s.readInbox()

@@ -27,22 +27,7 @@ func (s *Store) Swept() store.Swept { return s.sweeps.Total() }
 // processes sharing the prefix may sweep at once: each entry is counted by
 // the one that deleted it.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (store.Swept, error) {
-	var got store.Swept
-	defer func() { s.sweeps.Count(got) }()
-	var err error
-	if cutoff, ok := s.cfg.Retention.Cutoff(now); ok {
-		if got.Journal, err = s.sweepJournal(ctx, cutoff); err != nil {
-			return got, err
-		}
-		if got.Runs, err = s.sweepRuns(ctx, cutoff); err != nil {
-			return got, err
-		}
-		if got.Dead, err = s.sweepDeadBefore(ctx, cutoff); err != nil {
-			return got, err
-		}
-	}
-	got.DeadOverCap, err = s.sweepDeadOverCap(ctx)
-	return got, err
+	return s.sweeps.Sweep(ctx, now)
 }
 
 // stamped is what a sweep reads of a journal entry or a dead letter; one
