@@ -68,7 +68,10 @@ func (f runStarter) StartRun(ctx context.Context, req StartRequest) (store.Run, 
 
 func openStore(t *testing.T) *embedded.Backend {
 	t.Helper()
-	st, err := embedded.Open(embedded.Config{Memory: true})
+	// The schedulers here run on a fake clock months behind the real one:
+	// the store's own retention sweep, which goes by the real clock, would
+	// take their ended runs for old ones and remove them.
+	st, err := embedded.Open(embedded.Config{Memory: true, Retention: store.KeepAll})
 	if err != nil {
 		t.Fatal(err)
 	}
