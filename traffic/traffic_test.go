@@ -18,10 +18,12 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 
-// journal returns an embedded store holding entries, in order.
+// journal returns an embedded store holding entries, in order. It keeps
+// everything: the entries are dated t0, months behind the real clock that
+// the store's retention sweep reads.
 func journal(t *testing.T, entries ...store.Entry) *embedded.Backend {
 	t.Helper()
-	b, err := embedded.Open(embedded.Config{Memory: true})
+	b, err := embedded.Open(embedded.Config{Memory: true, Retention: store.KeepAll})
 	if err != nil {
 		t.Fatal(err)
 	}
