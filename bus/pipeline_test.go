@@ -24,9 +24,11 @@ import (
 
 // The runtime's promises: retries with backoff, dead letters, replay,
 // deterministic outputs, the inbox, graceful stop and bounded concurrency.
-// Every test runs on the embedded backend; those about settlement run twice,
-// once with its atomic Commit and once with the Commit hidden, so that the
-// runtime applies each settlement in steps as it does on other brokers.
+// Every test runs on the embedded backend; those about settlement run in
+// each mode below: with its atomic commits made while the worker handles
+// its next deliveries, with each commit waited for, and with the commit
+// hidden, so that the runtime applies each settlement in steps as it does
+// on other brokers (with and without publisher confirms).
 
 func TestRetryThenSuccess(t *testing.T) {
 	t.Parallel()
@@ -777,6 +779,21 @@ type mode struct {
 // publishes to every group.
 type stepwise struct{ bus.Transport }
 
+// committing hides the embedded backend's CommitAsync: the runtime waits
+// for each delivery's commit before it takes the next.
+type committing struct {
+	bus.Transport
+	b *embedded.Backend
+}
+
+func (c committing) Commit(ctx context.Context, cm bus.Commit) error { return c.b.Commit(ctx, cm) }
+
+func (c committing) CommitStore() bus.Store { return c.b }
+
+func (c committing) PublishTo(ctx context.Context, group string, msgs ...bus.Message) error {
+	return c.b.PublishTo(ctx, group, msgs...)
+}
+
 // async is stepwise with publishes confirmed later, as on a broker with
 // publisher confirms: the runtime handles the next deliveries while the
 // outputs of earlier ones wait for theirs.
@@ -800,6 +817,7 @@ func (a async) PublishAsync(ctx context.Context, group string, msgs ...bus.Messa
 
 var modes = []mode{
 	{"atomic", func(b *embedded.Backend) bus.Transport { return b }},
+	{"committing", func(b *embedded.Backend) bus.Transport { return committing{b, b} }},
 	{"stepwise", func(b *embedded.Backend) bus.Transport { return stepwise{b} }},
 	{"async", func(b *embedded.Backend) bus.Transport { return async{stepwise{b}} }},
 }

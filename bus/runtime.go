@@ -101,13 +101,18 @@ func sameValue(a, b any) bool {
 // Runtime runs services under choreography: each service is a consumer group
 // subscribed to the types its handlers take, and their outputs are published.
 type Runtime struct {
-	cfg      Config
-	commit   func(context.Context, Subscription, Commit) error
-	async    AsyncPublisher // nil unless the transport is one, and not a Committer
-	services []baton.Service
-	stats    Stats
-	metrics  *metrics
-	tracer   *tracer
+	cfg    Config
+	commit func(context.Context, Subscription, Commit) error
+	// A worker keeps a window of deliveries being settled when the
+	// transport is one of these: an AsyncCommitter commits them while the
+	// worker handles the next; an AsyncPublisher, when the transport is not
+	// a Committer, sends their outputs and confirms them meanwhile.
+	asyncCommit AsyncCommitter
+	async       AsyncPublisher
+	services    []baton.Service
+	stats       Stats
+	metrics     *metrics
+	tracer      *tracer
 
 	mu      sync.Mutex
 	started bool
@@ -150,6 +155,7 @@ func New(cfg Config) (*Runtime, error) {
 	r.metrics, r.cfg.Store = m, m.timed(cfg.Store)
 	if c, ok := cfg.Transport.(Committer); ok {
 		r.commit = func(ctx context.Context, _ Subscription, cm Commit) error { return c.Commit(ctx, cm) }
+		r.asyncCommit, _ = cfg.Transport.(AsyncCommitter)
 	} else {
 		r.commit = r.commitInSteps
 		r.async, _ = cfg.Transport.(AsyncPublisher)
@@ -431,8 +437,8 @@ type worker struct {
 }
 
 // windowSize is how many deliveries a consumer may have handled and not
-// yet settled while their outputs wait for the broker's confirms, on a
-// transport that is an AsyncPublisher.
+// yet settled while their commits wait for the disk (AsyncCommitter) or
+// their outputs for the broker's confirms (AsyncPublisher).
 const windowSize = 16
 
 // inflight is a handled delivery on its way to being settled.
@@ -441,16 +447,18 @@ type inflight struct {
 	c       Commit
 	v       verdict
 	confirm func(context.Context) error // of c.Publish, sent already; nil if not
-	sent    time.Time                   // when c.Publish was sent, with metrics on
-	settled chan struct{}               // closed once settled
+	// committed waits for c, handed to an AsyncCommitter already; nil if not.
+	committed func(context.Context) error
+	sent      time.Time     // when c.Publish was sent, with metrics on
+	settled   chan struct{} // closed once settled
 	// process and send are the delivery's spans (see trace.go), ended
 	// once it is settled; nil without tracing.
 	process, send trace.Span
 }
 
-// settling is a worker's window on a transport that is an AsyncPublisher:
-// the deliveries it handled, whose outputs are sent, settled in the order
-// received by a goroutine of their own once the broker confirms them.
+// settling is a worker's window on a transport that is an AsyncCommitter or
+// an AsyncPublisher: the deliveries it handled, whose commits (or outputs)
+// are under way, settled in the order received by a goroutine of their own.
 type settling struct {
 	pending chan inflight
 	done    chan struct{}
@@ -478,10 +486,14 @@ func (w *worker) startSettling(ctx context.Context) *settling {
 	return s
 }
 
-// add sends f's outputs and puts f in the window, waiting for room.
-func (s *settling) add(ctx context.Context, ap AsyncPublisher, f inflight) {
-	if len(f.c.Publish) > 0 {
-		f.confirm = ap.PublishAsync(context.WithoutCancel(ctx), f.c.ReplyTo, f.c.Publish...)
+// add starts f's commit, or sends its outputs, and puts f in the window,
+// waiting for room.
+func (s *settling) add(ctx context.Context, r *Runtime, f inflight) {
+	switch {
+	case r.asyncCommit != nil:
+		f.committed = r.asyncCommit.CommitAsync(context.WithoutCancel(ctx), f.c)
+	case len(f.c.Publish) > 0:
+		f.confirm = r.async.PublishAsync(context.WithoutCancel(ctx), f.c.ReplyTo, f.c.Publish...)
 	}
 	f.settled = make(chan struct{})
 	if f.d.ID != "" {
@@ -511,7 +523,7 @@ func (s *settling) close() {
 
 func (w *worker) run(ctx context.Context) {
 	var window *settling
-	if w.r.async != nil {
+	if w.r.asyncCommit != nil || w.r.async != nil {
 		window = w.startSettling(ctx)
 		defer window.close()
 	}
@@ -553,7 +565,7 @@ func (w *worker) run(ctx context.Context) {
 			if w.r.metrics != nil {
 				f.sent = time.Now()
 			}
-			window.add(ctx, w.r.async, f)
+			window.add(ctx, w.r, f)
 		} else {
 			w.settle(ctx, f)
 		}
@@ -561,7 +573,9 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // settle applies a handled delivery's commit, once its outputs, if sent
-// already, are confirmed (or sent again, if they were not).
+// already, are confirmed (or sent again, if they were not); a commit handed
+// to an AsyncCommitter already is waited for, and applied again only if it
+// failed.
 func (w *worker) settle(ctx context.Context, f inflight) {
 	c, d, v := f.c, f.d, f.v
 	published := len(c.Publish)
@@ -570,7 +584,12 @@ func (w *worker) settle(ctx context.Context, f inflight) {
 		c.Publish = nil
 	}
 	for attempt := 1; ; attempt++ {
-		err := w.r.commit(context.WithoutCancel(ctx), w.sub, c)
+		var err error
+		if attempt == 1 && f.committed != nil {
+			err = f.committed(context.WithoutCancel(ctx))
+		} else {
+			err = w.r.commit(context.WithoutCancel(ctx), w.sub, c)
+		}
 		if err == nil || errors.Is(err, ErrDuplicate) {
 			if err != nil {
 				v = verdict{duplicate: true}

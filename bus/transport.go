@@ -148,6 +148,19 @@ type AsyncPublisher interface {
 	PublishAsync(ctx context.Context, group string, msgs ...Message) func(context.Context) error
 }
 
+// AsyncCommitter is implemented by Committers that can take a commit at
+// once and make it durable later (the embedded backend: its writer groups
+// the commits waiting into one fsync). The runtime then lets each consumer
+// handle its next deliveries while the commits of earlier ones wait for the
+// disk, as with AsyncPublisher, and counts each delivery, in the order
+// received, once its commit is durable.
+type AsyncCommitter interface {
+	// CommitAsync starts applying c as Commit does and returns a function
+	// that waits until it is durable and returns what Commit would have.
+	// The function must be called, once.
+	CommitAsync(ctx context.Context, c Commit) func(context.Context) error
+}
+
 // Backlogger is implemented by transports that can tell how many messages
 // wait for a consumer group. The runtime asks when its metrics are scraped
 // (baton_group_backlog_messages), not per message, so it may cost a round

@@ -461,15 +461,25 @@ func (b *Backend) CommitStore() bus.Store { return b }
 
 // Commit applies c atomically; see bus.Commit.
 func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
+	return b.CommitAsync(ctx, c)(ctx)
+}
+
+// CommitAsync starts applying c atomically and returns at once; the
+// function it returns waits until c is durable and returns what Commit
+// would have (see bus.AsyncCommitter). It must be called, once.
+func (b *Backend) CommitAsync(ctx context.Context, c bus.Commit) func(context.Context) error {
+	failed := func(err error) func(context.Context) error {
+		return func(context.Context) error { return err }
+	}
 	var sub *subscription
 	var rec record
 	if c.Delivery != nil {
 		ref, ok := c.Delivery.Ref.(*inflight)
 		if !ok {
-			return baton.Errorf(baton.Invalid, "commit", "delivery is not from this backend")
+			return failed(baton.Errorf(baton.Invalid, "commit", "delivery is not from this backend"))
 		}
 		if err := ref.sub.claim(ref); err != nil {
-			return err
+			return failed(err)
 		}
 		sub, rec = ref.sub, ref.rec
 	}
@@ -484,7 +494,10 @@ func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
 	var err error
 	if c.Dead != nil {
 		if dead, err = b.encodeDead(*c.Dead); err != nil {
-			return err
+			if sub != nil {
+				sub.release(rec.seq, err)
+			}
+			return failed(err)
 		}
 	}
 	// Only a message that came from outside can arrive twice: what a
@@ -504,11 +517,12 @@ func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
 			if sub != nil {
 				sub.release(rec.seq, err)
 			}
-			return err
+			return failed(err)
 		}
 	}
+	// duplicate is written by the writer before done receives.
 	duplicate := false
-	err = b.write(func(r *round) error {
+	done := b.submit(func(r *round) error {
 		if ik != nil {
 			v, ok, err := r.readAfter(ik, pre, mark, marked)
 			if err != nil {
@@ -561,13 +575,16 @@ func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
 		}
 		return nil
 	})
-	if sub != nil {
-		sub.release(rec.seq, err)
+	return func(context.Context) error {
+		err := <-done
+		if sub != nil {
+			sub.release(rec.seq, err)
+		}
+		if err == nil && duplicate {
+			return bus.ErrDuplicate
+		}
+		return err
 	}
-	if err == nil && duplicate {
-		return bus.ErrDuplicate
-	}
-	return err
 }
 
 // duplicate settles a delivery whose event the group already handled:

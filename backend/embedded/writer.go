@@ -154,21 +154,33 @@ type applied struct {
 var syncOpts = &pebble.WriteOptions{Sync: true}
 
 // write hands fn to the writer and waits until its round is durable.
-func (b *Backend) write(fn func(*round) error) error {
+func (b *Backend) write(fn func(*round) error) error { return <-b.submit(fn) }
+
+// submit hands fn to the writer and returns at once; the channel receives
+// fn's error, or nil once its round is durable. Requests are applied in the
+// order they were submitted.
+func (b *Backend) submit(fn func(*round) error) <-chan error {
+	done := make(chan error, 1)
 	if f := b.failure.Load(); f != nil {
-		return f
+		done <- f
+		return done
 	}
 	b.writing.RLock()
 	if b.writesClosed {
 		b.writing.RUnlock()
-		return errClosed
+		done <- errClosed
+		return done
 	}
-	b.writes.Add(1)
+	b.writes.Add(1) // Close waits for it
 	b.writing.RUnlock()
-	defer b.writes.Done()
-	req := &request{fn: fn, done: make(chan error, 1)}
-	b.requests <- req
-	return <-req.done
+	b.requests <- &request{fn: fn, done: done}
+	return done
+}
+
+// finish ends a request: its submitter learns err.
+func (b *Backend) finish(req *request, err error) {
+	req.done <- err
+	b.writes.Done()
 }
 
 func (b *Backend) runWriter(last uint64) {
@@ -180,7 +192,7 @@ func (b *Backend) runWriter(last uint64) {
 			return
 		}
 		if f := b.failure.Load(); f != nil {
-			first.done <- f
+			b.finish(first, f)
 			continue
 		}
 		reqs = append(reqs[:0], first)
@@ -207,7 +219,7 @@ func (b *Backend) runWriter(last uint64) {
 			case r.batch.Len() == mark && r.last == seq:
 				// Refused before writing anything: bad input.
 				req.hook = nil
-				req.done <- err
+				b.finish(req, err)
 			default:
 				// Failed half-way (a read error): the round cannot be
 				// trusted, so none of it is written.
@@ -263,7 +275,7 @@ func (b *Backend) runSyncer() {
 			err = unavailable("write", err)
 		}
 		for _, req := range a.reqs {
-			req.done <- err
+			b.finish(req, err)
 		}
 	}
 }
