@@ -93,6 +93,7 @@ type Backend struct {
 	horizon atomic.Uint64
 	// rounds counts the batches applied (visible, maybe not yet durable).
 	rounds atomic.Uint64
+	misses misses                     // of the inbox, found by Seen, taken by commits
 	recent [recentRounds]recentWrites // owned by the writer goroutine
 	revs   map[string]revision        // owned by the writer goroutine
 
@@ -513,7 +514,12 @@ func (b *Backend) CommitAsync(ctx context.Context, c bus.Commit) func(context.Co
 	}
 	if checkID != "" && (sub == nil || rec.external) {
 		ik = inboxKey(c.Group, checkID)
-		if mark, marked, pre, err = b.read(ik); err != nil {
+		var hit bool
+		// A miss found by Seen serves while the writer still remembers
+		// the rounds since (it reads in the writer otherwise).
+		if pre, hit = b.misses.take(ik); hit && b.rounds.Load()-pre < recentRounds/2 {
+			mark, marked = nil, false
+		} else if mark, marked, pre, err = b.read(ik); err != nil {
 			if sub != nil {
 				sub.release(rec.seq, err)
 			}

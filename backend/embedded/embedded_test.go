@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -151,5 +152,48 @@ func TestMemTableSize(t *testing.T) {
 	}
 	if small, def := flushes(1<<20), flushes(0); small == 0 || def != 0 {
 		t.Fatalf("flushes: %d with 1 MiB memtables, %d with the default; want some, then none", small, def)
+	}
+}
+
+// A commit that takes the miss Seen found, rather than reading the inbox
+// again, still sees a mark written since: a copy handled meanwhile makes it
+// a duplicate, however many rounds were written in between.
+func TestCommitAfterSeenSeesMarksSince(t *testing.T) {
+	t.Parallel()
+	for _, between := range []int{0, 1, recentRounds} {
+		t.Run(fmt.Sprint(between), func(t *testing.T) {
+			t.Parallel()
+			b, err := Open(Config{Memory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			ctx := context.Background()
+			if seen, err := b.Seen(ctx, "billing", "e-1"); err != nil || seen {
+				t.Fatalf("Seen = %v, %v; want a miss", seen, err)
+			}
+			if err := b.MarkSeen(ctx, "billing", "e-1"); err != nil {
+				t.Fatal(err)
+			}
+			for i := range between {
+				if err := b.MarkSeen(ctx, "billing", fmt.Sprint("other-", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = b.Commit(ctx, bus.Commit{Group: "billing", Handled: "e-1"})
+			if !errors.Is(err, bus.ErrDuplicate) {
+				t.Fatalf("commit of e-1 after it was marked: %v, want a duplicate", err)
+			}
+			// And a miss no one filled is taken as one.
+			if seen, err := b.Seen(ctx, "billing", "e-2"); err != nil || seen {
+				t.Fatalf("Seen = %v, %v; want a miss", seen, err)
+			}
+			if err := b.Commit(ctx, bus.Commit{Group: "billing", Handled: "e-2"}); err != nil {
+				t.Fatalf("commit of e-2: %v", err)
+			}
+			if seen, err := b.Seen(ctx, "billing", "e-2"); err != nil || !seen {
+				t.Fatalf("Seen(e-2) after its commit = %v, %v; want it marked", seen, err)
+			}
+		})
 	}
 }

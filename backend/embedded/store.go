@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -13,22 +14,58 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Seen reports whether group handled id within the retention window.
+// Seen reports whether group handled id within the retention window. A
+// miss is remembered for the commit that settles id, which then needs no
+// second read (see misses).
 func (b *Backend) Seen(ctx context.Context, group, id string) (bool, error) {
-	done, err := b.reader()
+	k := inboxKey(group, id)
+	v, ok, pre, err := b.read(k)
 	if err != nil {
 		return false, err
 	}
-	defer done()
-	v, closer, err := b.db.Get(inboxKey(group, id))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
+	if !ok {
+		b.misses.put(k, pre)
 	}
-	if err != nil {
-		return false, unavailable("inbox", err)
+	return ok && !expired(v, b.now()), nil
+}
+
+// misses are the inbox keys Seen found absent, with the round read after:
+// the runtime asks Seen before a handler runs, and the handler's commit
+// then checks the same key again, atomically with its writes. The commit
+// takes the miss instead of reading again, and the writer completes it with
+// the writes since that round, as it does a read of its own (readAfter). An
+// entry lives from the handler's start to its commit; a bounded number are
+// kept, and without one the commit reads.
+type misses struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+// maxMisses bounds the misses kept: well above the deliveries that can be
+// in hand at once, so that only Seen calls not followed by a commit (other
+// callers than the runtime) are ever left in it.
+const maxMisses = 1 << 16
+
+func (m *misses) put(k []byte, pre uint64) {
+	m.mu.Lock()
+	if m.m == nil {
+		m.m = make(map[string]uint64)
 	}
-	defer closer.Close()
-	return !expired(v, b.now()), nil
+	if len(m.m) < maxMisses {
+		m.m[string(k)] = pre
+	}
+	m.mu.Unlock()
+}
+
+// take returns and forgets the round after which k was found absent.
+func (m *misses) take(k []byte) (pre uint64, ok bool) {
+	m.mu.Lock()
+	pre, ok = m.m[string(k)]
+	if ok {
+		delete(m.m, string(k))
+	}
+	m.mu.Unlock()
+	return pre, ok
 }
 
 // MarkSeen records that group handled id.
