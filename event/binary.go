@@ -230,7 +230,7 @@ func (r *BinaryReader) Event(body []byte) (baton.Event, error) {
 	if len(body) > 0 {
 		switch {
 		case IsJSONType(e.DataContentType):
-			if !json.Valid(body) {
+			if !jsonx.Valid(body) {
 				// Counted as malformed JSON, as the same data in structured
 				// mode would be; the event comes with the error, so that
 				// its dead letter names its id and correlation id.

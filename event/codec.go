@@ -29,7 +29,7 @@ func Marshal(e baton.Event) ([]byte, error) {
 	if err := validate(&e, spec); err != nil {
 		return nil, err
 	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
+	if len(e.Data) > 0 && !jsonx.Valid(e.Data) {
 		return nil, baton.Errorf(baton.Invalid, "marshal event", "data of %s %s is not valid JSON", e.Type, e.ID)
 	}
 	// 256 covers the member names, quotes, time and hops.

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/jsonx"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -227,7 +228,7 @@ func (r *Registry) Prepare(e baton.Event, want string) (baton.Event, error) {
 			}
 			return e, &baton.Error{Code: code, Op: op, Err: fmt.Errorf("upcast %s %s from v%d to v%d: %w", e.Type, e.ID, k, k+1, err)}
 		}
-		if len(data) > 0 && !json.Valid(data) {
+		if len(data) > 0 && !jsonx.Valid(data) {
 			return e, baton.Errorf(baton.Internal, op, "upcaster of %s.v%d returned invalid JSON", name, k)
 		}
 		e.Data = data

@@ -152,7 +152,7 @@ func structured(headers map[string]string, data []byte) []byte {
 	if len(data) > 0 {
 		sep()
 		switch {
-		case event.IsJSONType(ct) && json.Valid(data):
+		case event.IsJSONType(ct) && jsonx.Valid(data):
 			b = append(b, `"data":`...)
 			b = append(b, data...)
 		case !event.IsJSONType(ct) && utf8.Valid(data):
