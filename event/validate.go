@@ -1,13 +1,13 @@
 package event
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/jsonx"
 )
 
 // DefaultMaxSize is the largest encoded event accepted when no limit is
@@ -129,7 +129,7 @@ func CheckSize(n, max int) error {
 // data (text, of a non-JSON content type, as a JSON string), and a
 // consumer's transport would refuse it.
 func CheckData(e baton.Event) error {
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
+	if len(e.Data) > 0 && !jsonx.Valid(e.Data) {
 		return baton.Errorf(baton.Invalid, "check data", "data of %s %s is not valid JSON", e.Type, e.ID)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
+	"github.com/batonhq/baton/internal/jsonx"
 	"github.com/batonhq/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/codes"
@@ -403,7 +404,7 @@ func (c *Coordinator) checkStart(ctx context.Context, req StartRequest) (*Flow, 
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Input) > 0 && !json.Valid(req.Input) {
+	if len(req.Input) > 0 && !jsonx.Valid(req.Input) {
 		return nil, baton.Errorf(baton.Invalid, "start "+f.Name, "the input is not valid JSON")
 	}
 	if len(f.InputSchema) > 0 {
@@ -497,7 +498,7 @@ func (c *Coordinator) Signal(ctx context.Context, id string, e baton.Event) (sto
 	if _, _, err := event.ParseType(e.Type); err != nil {
 		return store.Run{}, err
 	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
+	if len(e.Data) > 0 && !jsonx.Valid(e.Data) {
 		return store.Run{}, baton.Errorf(baton.Invalid, "signal "+id, "the event's data is not valid JSON")
 	}
 	return c.transition(ctx, id, func(x *exec) error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/internal/jsonx"
 	"github.com/batonhq/baton/store"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -221,13 +222,15 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 }
 
 // validJSON checks the raw members of a run, which AppendRun writes as
-// they are.
+// they are. They are checked whole at every save, with jsonx.Valid (what
+// json.Valid accepts, faster): a run's data grows with its steps and is
+// rewritten at each of them.
 func validJSON(r store.Run) error {
 	for _, f := range []struct {
 		name string
 		v    json.RawMessage
 	}{{"input", r.Input}, {"result", r.Result}, {"data", r.Data}} {
-		if len(f.v) > 0 && !json.Valid(f.v) {
+		if len(f.v) > 0 && !jsonx.Valid(f.v) {
 			return baton.Errorf(baton.Invalid, "run "+r.ID, "its %s is not valid JSON", f.name)
 		}
 	}
