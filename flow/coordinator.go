@@ -518,9 +518,11 @@ func (c *Coordinator) transition(ctx context.Context, id string, fn func(*exec) 
 }
 
 // acker is implemented by stores that are also the transport: a transition
-// and the acknowledgement of the reply that caused it are then one write.
+// and the acknowledgement of the reply that caused it are then one write,
+// with the journal entries given (the end of the run, when the transition
+// ends it).
 type acker interface {
-	SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error)
+	SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, error)
 }
 
 // transitionAcking is transition for a reply d, which it acknowledges with
@@ -566,7 +568,12 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 		var saved store.Run
 		a, ok := c.cfg.Store.(acker)
 		if ok && d != nil {
-			saved, err = a.SaveRunAcking(ctx, run, x.sending(), *d)
+			var end []store.Entry
+			if x.ended {
+				end = append(end, endEntry(run))
+				x.journaled = true
+			}
+			saved, err = a.SaveRunAcking(ctx, run, x.sending(), *d, end...)
 		} else {
 			saved, err = c.cfg.Store.SaveRun(ctx, run, x.sending())
 		}
@@ -593,7 +600,9 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 	x.endSpans(nil)
 	if x.ended {
 		c.tracer.ended(run)
-		c.journalEnd(ctx, run)
+		if !x.journaled {
+			c.journalEnd(ctx, run)
+		}
 	}
 	for _, call := range x.calls {
 		c.wg.Go(func() { c.callHTTP(run.ID, call) })
@@ -615,16 +624,22 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 	}
 }
 
-// journalEnd journals how run ended, under its key beside its steps'
-// events, so that what reads the journal alone (baton status) tells a
-// failed or completed run from one in progress, whatever its events are
-// named. It follows the save: a crash in between loses the entry, not the
-// run's status, which the store keeps (baton run get).
-func (c *Coordinator) journalEnd(ctx context.Context, run store.Run) {
-	e := store.Entry{Time: run.Updated, CorrelationID: run.Key, Outcome: store.RunEnded(run.Status),
+// endEntry is the journal entry of how run ended, under its key beside its
+// steps' events, so that what reads the journal alone (baton status) tells
+// a failed or completed run from one in progress, whatever its events are
+// named.
+func endEntry(run store.Run) store.Entry {
+	return store.Entry{Time: run.Updated, CorrelationID: run.Key, Outcome: store.RunEnded(run.Status),
 		EventID: run.ID, EventType: run.Flow, Subject: run.Key, Source: "baton.flow/" + run.Flow, Error: run.Error,
 		TraceID: event.TraceID(run.TraceParent)}
-	if err := c.cfg.Store.Append(context.WithoutCancel(ctx), e); err != nil {
+}
+
+// journalEnd journals the end of run when the save that ended it could not
+// (an acker writes it with the save). It follows the save: a crash in
+// between loses the entry, not the run's status, which the store keeps
+// (baton run get).
+func (c *Coordinator) journalEnd(ctx context.Context, run store.Run) {
+	if err := c.cfg.Store.Append(context.WithoutCancel(ctx), endEntry(run)); err != nil {
 		c.cfg.Logger.ErrorContext(ctx, "coordinator: journal the end of a run", "run", run.ID, "status", run.Status, "err", err)
 	}
 }

@@ -27,11 +27,12 @@ type exec struct {
 	f   *Flow
 	now time.Time
 
-	changed bool
-	ended   bool // the transition ended the run
-	out     []command
-	calls   []pendingCall
-	notes   []Notification
+	changed   bool
+	ended     bool // the transition ended the run
+	journaled bool // and its end was journaled with the save
+	out       []command
+	calls     []pendingCall
+	notes     []Notification
 	// outcomes are the step outcomes of the transition, for metrics.
 	outcomes []string
 	// spans are those of the steps the transition sends (see trace.go),

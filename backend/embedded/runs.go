@@ -134,16 +134,17 @@ func (b *Backend) CreateRun(ctx context.Context, r store.Run, out []store.Outbou
 
 // SaveRun stores r if the stored revision is r.Rev.
 func (b *Backend) SaveRun(ctx context.Context, r store.Run, out []store.Outbound) (store.Run, error) {
-	return b.saveRun(ctx, r, out, nil)
+	return b.saveRun(ctx, r, out, nil, nil)
 }
 
 // SaveRunAcking is SaveRun that also acknowledges, in the same write, the
-// delivery that caused the transition: a coordinator's reply.
-func (b *Backend) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error) {
-	return b.saveRun(ctx, r, out, &d)
+// delivery that caused the transition (a coordinator's reply), and appends
+// the journal entries given (the end of the run, when the reply ends it).
+func (b *Backend) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, error) {
+	return b.saveRun(ctx, r, out, &d, journal)
 }
 
-func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound, d *bus.Delivery) (store.Run, error) {
+func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound, d *bus.Delivery, journal []store.Entry) (store.Run, error) {
 	var sub *subscription
 	var rec record
 	if d != nil {
@@ -156,14 +157,14 @@ func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound
 		}
 		sub, rec = ref.sub, ref.rec
 	}
-	saved, err := b.saveRunSettling(ctx, r, out, sub, rec)
+	saved, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
 	if sub != nil {
 		sub.release(rec.seq, err)
 	}
 	return saved, err
 }
 
-func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record) (store.Run, error) {
+func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record, journal []store.Entry) (store.Run, error) {
 	if err := validJSON(r); err != nil {
 		return r, err
 	}
@@ -177,6 +178,7 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 	if err != nil {
 		return r, err
 	}
+	entries := encodeEntries(journal)
 	rk := runRevKey(r.ID)
 	err = b.write(func(w *round) error {
 		got, wake, ok, err := w.revision(r.ID)
@@ -211,6 +213,9 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 			if err := w.settle(sub, rec, false, 0); err != nil {
 				return err
 			}
+		}
+		if err := w.journal(journal, entries); err != nil {
+			return err
 		}
 		return w.send(msgs)
 	})
