@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"time"
 
@@ -15,7 +14,9 @@ import (
 func AppendRun(b []byte, r *Run) []byte {
 	// Room for the whole document at once: it is mostly the raw members,
 	// and grown by doubling it would be allocated and copied several times.
-	b = slices.Grow(b, runSizeHint(r))
+	if n := runSizeHint(r); cap(b)-len(b) < n {
+		b = append(make([]byte, 0, len(b)+n), b...)
+	}
 	b = append(b, `{"id":`...)
 	b = jsonx.AppendString(b, r.ID)
 	b = append(b, `,"flow":`...)
@@ -72,7 +73,7 @@ func AppendRun(b []byte, r *Run) []byte {
 // strings and raw members, and at most the fixed members of the run and of
 // a step (names, times, counts).
 func runSizeHint(r *Run) int {
-	const run, step = 256, 192
+	const run, step = 320, 240
 	n := run + len(r.ID) + len(r.Flow) + len(r.Key) + len(r.Error) + len(r.TraceParent) + len(r.TraceState) +
 		len(r.Input) + len(r.Result) + len(r.Data)
 	for path, st := range r.Steps {

@@ -49,8 +49,8 @@ func TestAppendRunAllocatesOnce(t *testing.T) {
 		Error: "step charge: the service answered payment.declined.v1", Created: at, Updated: at, Rev: 12, Wake: at,
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		Input:       json.RawMessage(`{"order_id":"o-000002","amount_cents":2994}`), Result: json.RawMessage(`{"order_id":"o-000002"}`),
-		Data:        json.RawMessage(`{"input":{"order_id":"o-000002","amount_cents":2994},"steps":{"charge":{"payment_id":"pay-o-000002"}}}`),
-		Steps:       map[string]*store.StepState{}}
+		Data:  json.RawMessage(`{"input":{"order_id":"o-000002","amount_cents":2994},"steps":{"charge":{"payment_id":"pay-o-000002"}}}`),
+		Steps: map[string]*store.StepState{}}
 	for _, path := range []string{"charge", "reserve", "checks/1/fetch", "charge/compensate/refund"} {
 		r.Steps[path] = &store.StepState{Status: store.StepCompensated, Attempts: 10, Error: "no answer within 30s (after 10 attempts)",
 			Started: at, Ended: at, Branch: 2, Due: at, Backoff: true}
