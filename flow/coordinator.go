@@ -604,12 +604,16 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 			c.journalEnd(ctx, run)
 		}
 	}
+	// Neither the calls nor the notes take run's address: it would move
+	// every transition's run to the heap, where few have either.
+	id := run.ID
 	for _, call := range x.calls {
-		c.wg.Go(func() { c.callHTTP(run.ID, call) })
+		c.wg.Go(func() { c.callHTTP(id, call) })
 	}
-	if c.cfg.Notifier != nil {
+	if c.cfg.Notifier != nil && len(x.notes) > 0 {
+		r := run
 		for _, n := range x.notes {
-			n.Run = &run
+			n.Run = &r
 			c.cfg.Notifier.Notify(ctx, n)
 		}
 	}
