@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -20,33 +21,17 @@ import (
 // the same batch as the run: the store is the transport, so the outbox is
 // delivered as it is written.
 
-func runKey(id string) []byte    { return prefixKey(kindRun, id) }
+func runKey(id string) []byte { return prefixKey(kindRun, id) }
+
+// runRevKey held a run's revision and wake time beside its document, until
+// the document became the only record of them; what older versions wrote is
+// deleted with its run.
 func runRevKey(id string) []byte { return prefixKey(kindRunRev, id) }
 
 func runBizKey(flow, key string) []byte { return prefixKey(kindRunKey, flow, key) }
 
 func wakeKey(at time.Time, id string) []byte {
 	return append(appendTime([]byte{kindWake}, at), id...)
-}
-
-// revValue is the revision and the wake time of a run.
-func revValue(rev int64, wake time.Time) []byte {
-	v := appendU64(nil, uint64(rev))
-	if wake.IsZero() {
-		return appendU64(v, 0)
-	}
-	return appendTime(v, wake)
-}
-
-func parseRev(v []byte) (int64, time.Time) {
-	rev := int64(binary.BigEndian.Uint64(v))
-	var wake time.Time
-	if len(v) >= 16 {
-		if n := int64(binary.BigEndian.Uint64(v[8:])); n != 0 {
-			wake = time.Unix(0, n)
-		}
-	}
-	return rev, wake
 }
 
 func createdKey(at time.Time, id string) []byte {
@@ -103,9 +88,7 @@ func (b *Backend) CreateRun(ctx context.Context, r store.Run, out []store.Outbou
 		if err := w.setTracked(runKey(r.ID), doc); err != nil {
 			return err
 		}
-		if err := w.setRevision(r, runRevKey(r.ID)); err != nil {
-			return err
-		}
+		w.setRevision(r)
 		if !r.Wake.IsZero() {
 			if err := w.set(wakeKey(r.Wake, r.ID), nil); err != nil {
 				return err
@@ -179,7 +162,6 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 		return r, err
 	}
 	entries := encodeEntries(journal)
-	rk := runRevKey(r.ID)
 	err = b.write(func(w *round) error {
 		got, wake, ok, err := w.revision(r.ID)
 		if err != nil {
@@ -194,9 +176,7 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 		if err := w.setTracked(runKey(r.ID), doc); err != nil {
 			return err
 		}
-		if err := w.setRevision(r, rk); err != nil {
-			return err
-		}
+		w.setRevision(r)
 		if !wake.Equal(r.Wake) {
 			if !wake.IsZero() {
 				if err := w.delete(wakeKey(wake, r.ID)); err != nil {
@@ -244,7 +224,9 @@ func validJSON(r store.Run) error {
 
 // revision is a run's stored revision and wake time. The writer remembers
 // those of the runs under way, which it wrote itself (one process holds the
-// data directory), and reads the others.
+// data directory), and reads the others from their documents: a save writes
+// the document alone, not a key of its own for them beside it (one write
+// fewer per transition).
 type revision struct {
 	rev  int64
 	wake time.Time
@@ -254,25 +236,27 @@ func (w *round) revision(id string) (int64, time.Time, bool, error) {
 	if r, ok := w.b.revs[id]; ok {
 		return r.rev, r.wake, true, nil
 	}
-	v, ok, err := w.get(runRevKey(id))
+	v, ok, err := w.get(runKey(id))
 	if err != nil || !ok {
 		return 0, time.Time{}, false, err
 	}
-	rev, wake := parseRev(v)
-	return rev, wake, true, nil
+	var r struct {
+		Rev  int64     `json:"rev"`
+		Wake time.Time `json:"wake"`
+	}
+	if err := json.Unmarshal(v, &r); err != nil {
+		return 0, time.Time{}, false, unavailable("runs", fmt.Errorf("run %s: %w", id, err))
+	}
+	return r.Rev, r.Wake, true, nil
 }
 
-// setRevision writes r's revision and remembers it while r is under way.
-func (w *round) setRevision(r store.Run, k []byte) error {
-	if err := w.setTracked(k, revValue(r.Rev, r.Wake)); err != nil {
-		return err
-	}
+// setRevision remembers r's revision and wake time while r is under way.
+func (w *round) setRevision(r store.Run) {
 	if r.Status.Terminal() {
 		delete(w.b.revs, r.ID)
 	} else {
 		w.b.revs[r.ID] = revision{r.Rev, r.Wake}
 	}
-	return nil
 }
 
 type outbound struct {
