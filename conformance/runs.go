@@ -310,6 +310,54 @@ func testRunCreateInvalid(t *testing.T, st store.Store) {
 	}
 }
 
+// testRunInvalidJSON: a run whose input, result or data is not JSON is
+// refused, created or saved, and nothing is written: the store keeps them as
+// they are in the run's document, which must read back.
+func testRunInvalidJSON(t *testing.T, st store.Store) {
+	ctx := t.Context()
+	bad := []struct {
+		field string
+		edit  func(r *store.Run)
+	}{
+		{"input", func(r *store.Run) { r.Input = json.RawMessage(`{"order": "ORDER-1"`) }},
+		{"result", func(r *store.Run) { r.Result = json.RawMessage(`partial`) }},
+		{"data", func(r *store.Run) { r.Data = json.RawMessage(`{"a": 1} {"b": 2}`) }},
+		{"data", func(r *store.Run) { r.Data = json.RawMessage(`{"steps": {"charge": {"id": "ch_1",}}}`) }},
+	}
+	for _, c := range bad {
+		r := sampleRun(unique("run-"), unique("flow-"), unique("key-"), stamp(time.Now()))
+		c.edit(&r)
+		_, created, err := st.CreateRun(ctx, r, nil)
+		expectCode(t, "CreateRun with invalid JSON in its "+c.field, err, baton.Invalid)
+		if created {
+			t.Errorf("CreateRun with invalid JSON in its %s reported created", c.field)
+		}
+		_, err = st.Run(ctx, r.ID)
+		expectNotFound(t, "Run after a CreateRun with invalid JSON in its "+c.field, err)
+	}
+	for _, c := range bad {
+		r := createRun(t, st, sampleRun(unique("run-"), unique("flow-"), unique("key-"), stamp(time.Now())))
+		next := advance(r, "valid")
+		saved, err := st.SaveRun(ctx, next, nil)
+		if err != nil {
+			t.Fatalf("SaveRun of run %s: %v", r.ID, err)
+		}
+		next = advance(saved, "invalid")
+		c.edit(&next)
+		_, err = st.SaveRun(ctx, next, nil)
+		expectCode(t, "SaveRun with invalid JSON in its "+c.field, err, baton.Invalid)
+		got := loadRun(t, st, r.ID)
+		if got.Rev != saved.Rev || !sameJSON(got.Data, saved.Data) {
+			t.Errorf("run %s after a SaveRun with invalid JSON in its %s: rev %d, data %s; expected the saved rev %d, data %s",
+				r.ID, c.field, got.Rev, got.Data, saved.Rev, saved.Data)
+		}
+		// A later save from the stored revision goes through.
+		if _, err := st.SaveRun(ctx, advance(saved, "again"), nil); err != nil {
+			t.Errorf("SaveRun of run %s after one refused: %v", r.ID, err)
+		}
+	}
+}
+
 // testRunNotFound: Run of an unknown id is baton.ErrNotFound.
 func testRunNotFound(t *testing.T, st store.Store) {
 	_, err := st.Run(t.Context(), unique("run-unknown-"))

@@ -35,6 +35,7 @@ func TestStore(t *testing.T, f Features, open func(t *testing.T) store.Store) {
 		{"RunCreate", testRunCreate},
 		{"RunCreateExisting", testRunCreateExisting},
 		{"RunCreateInvalid", testRunCreateInvalid},
+		{"RunInvalidJSON", testRunInvalidJSON},
 		{"RunNotFound", testRunNotFound},
 		{"RunSave", testRunSave},
 		{"RunSaveConflict", testRunSaveConflict},

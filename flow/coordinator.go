@@ -14,6 +14,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
+	"github.com/batonhq/baton/internal/jsonx"
 	"github.com/batonhq/baton/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/codes"
@@ -403,7 +404,7 @@ func (c *Coordinator) checkStart(ctx context.Context, req StartRequest) (*Flow, 
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Input) > 0 && !json.Valid(req.Input) {
+	if len(req.Input) > 0 && !jsonx.Valid(req.Input) {
 		return nil, baton.Errorf(baton.Invalid, "start "+f.Name, "the input is not valid JSON")
 	}
 	if len(f.InputSchema) > 0 {
@@ -497,7 +498,7 @@ func (c *Coordinator) Signal(ctx context.Context, id string, e baton.Event) (sto
 	if _, _, err := event.ParseType(e.Type); err != nil {
 		return store.Run{}, err
 	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
+	if len(e.Data) > 0 && !jsonx.Valid(e.Data) {
 		return store.Run{}, baton.Errorf(baton.Invalid, "signal "+id, "the event's data is not valid JSON")
 	}
 	return c.transition(ctx, id, func(x *exec) error {
@@ -517,9 +518,11 @@ func (c *Coordinator) transition(ctx context.Context, id string, fn func(*exec) 
 }
 
 // acker is implemented by stores that are also the transport: a transition
-// and the acknowledgement of the reply that caused it are then one write.
+// and the acknowledgement of the reply that caused it are then one write,
+// with the journal entries given (the end of the run, when the transition
+// ends it).
 type acker interface {
-	SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error)
+	SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, error)
 }
 
 // transitionAcking is transition for a reply d, which it acknowledges with
@@ -565,7 +568,12 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 		var saved store.Run
 		a, ok := c.cfg.Store.(acker)
 		if ok && d != nil {
-			saved, err = a.SaveRunAcking(ctx, run, x.sending(), *d)
+			var end []store.Entry
+			if x.ended {
+				end = append(end, endEntry(run))
+				x.journaled = true
+			}
+			saved, err = a.SaveRunAcking(ctx, run, x.sending(), *d, end...)
 		} else {
 			saved, err = c.cfg.Store.SaveRun(ctx, run, x.sending())
 		}
@@ -592,14 +600,20 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 	x.endSpans(nil)
 	if x.ended {
 		c.tracer.ended(run)
-		c.journalEnd(ctx, run)
+		if !x.journaled {
+			c.journalEnd(ctx, run)
+		}
 	}
+	// Neither the calls nor the notes take run's address: it would move
+	// every transition's run to the heap, where few have either.
+	id := run.ID
 	for _, call := range x.calls {
-		c.wg.Go(func() { c.callHTTP(run.ID, call) })
+		c.wg.Go(func() { c.callHTTP(id, call) })
 	}
-	if c.cfg.Notifier != nil {
+	if c.cfg.Notifier != nil && len(x.notes) > 0 {
+		r := run
 		for _, n := range x.notes {
-			n.Run = &run
+			n.Run = &r
 			c.cfg.Notifier.Notify(ctx, n)
 		}
 	}
@@ -614,16 +628,22 @@ func (c *Coordinator) after(ctx context.Context, x *exec, run store.Run) {
 	}
 }
 
-// journalEnd journals how run ended, under its key beside its steps'
-// events, so that what reads the journal alone (baton status) tells a
-// failed or completed run from one in progress, whatever its events are
-// named. It follows the save: a crash in between loses the entry, not the
-// run's status, which the store keeps (baton run get).
-func (c *Coordinator) journalEnd(ctx context.Context, run store.Run) {
-	e := store.Entry{Time: run.Updated, CorrelationID: run.Key, Outcome: store.RunEnded(run.Status),
+// endEntry is the journal entry of how run ended, under its key beside its
+// steps' events, so that what reads the journal alone (baton status) tells
+// a failed or completed run from one in progress, whatever its events are
+// named.
+func endEntry(run store.Run) store.Entry {
+	return store.Entry{Time: run.Updated, CorrelationID: run.Key, Outcome: store.RunEnded(run.Status),
 		EventID: run.ID, EventType: run.Flow, Subject: run.Key, Source: "baton.flow/" + run.Flow, Error: run.Error,
 		TraceID: event.TraceID(run.TraceParent)}
-	if err := c.cfg.Store.Append(context.WithoutCancel(ctx), e); err != nil {
+}
+
+// journalEnd journals the end of run when the save that ended it could not
+// (an acker writes it with the save). It follows the save: a crash in
+// between loses the entry, not the run's status, which the store keeps
+// (baton run get).
+func (c *Coordinator) journalEnd(ctx context.Context, run store.Run) {
+	if err := c.cfg.Store.Append(context.WithoutCancel(ctx), endEntry(run)); err != nil {
 		c.cfg.Logger.ErrorContext(ctx, "coordinator: journal the end of a run", "run", run.ID, "status", run.Status, "err", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/jsonx"
 )
 
 // The run data is one JSON object that later steps read:
@@ -428,7 +429,7 @@ func SetPath(data json.RawMessage, path string, value json.RawMessage) (json.Raw
 	value = bytes.TrimSpace(value)
 	if len(value) == 0 {
 		value = json.RawMessage("null")
-	} else if !json.Valid(value) {
+	} else if !jsonx.Valid(value) {
 		return nil, baton.Errorf(baton.Invalid, "set path", "%s: the value is not JSON", path)
 	}
 	doc := bytes.TrimSpace(data)

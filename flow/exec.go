@@ -12,6 +12,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/event"
+	"github.com/batonhq/baton/internal/jsonx"
 	"github.com/batonhq/baton/store"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -27,11 +28,12 @@ type exec struct {
 	f   *Flow
 	now time.Time
 
-	changed bool
-	ended   bool // the transition ended the run
-	out     []command
-	calls   []pendingCall
-	notes   []Notification
+	changed   bool
+	ended     bool // the transition ended the run
+	journaled bool // and its end was journaled with the save
+	out       []command
+	calls     []pendingCall
+	notes     []Notification
 	// outcomes are the step outcomes of the transition, for metrics.
 	outcomes []string
 	// spans are those of the steps the transition sends (see trace.go),
@@ -517,8 +519,9 @@ func (x *exec) setLast(e baton.Event) {
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
-	typ, _ := json.Marshal(e.Type)
-	x.set("last", json.RawMessage(`{"type":`+string(typ)+`,"data":`+string(data)+`}`))
+	last := make([]byte, 0, len(e.Type)+len(data)+24)
+	last = append(jsonx.AppendString(append(last, `{"type":`...), e.Type), `,"data":`...)
+	x.set("last", append(append(last, data...), '}'))
 }
 
 // find returns the definition of the step at path.

@@ -174,9 +174,9 @@ type timedAcker struct {
 	a acker
 }
 
-func (t timedAcker) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error) {
+func (t timedAcker) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, error) {
 	defer storetime.Since(t.h, "save_run", time.Now())
-	return t.a.SaveRunAcking(ctx, r, out, d)
+	return t.a.SaveRunAcking(ctx, r, out, d, journal...)
 }
 
 type timedBoth struct {
@@ -184,9 +184,9 @@ type timedBoth struct {
 	a acker
 }
 
-func (t timedBoth) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error) {
+func (t timedBoth) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, error) {
 	defer storetime.Since(t.h, "save_run", time.Now())
-	return t.a.SaveRunAcking(ctx, r, out, d)
+	return t.a.SaveRunAcking(ctx, r, out, d, journal...)
 }
 
 func (m *metrics) runStarted(flow string) {

@@ -12,6 +12,11 @@ import (
 // several times faster, for stores that save a run on every transition.
 // json.Unmarshal reads it back.
 func AppendRun(b []byte, r *Run) []byte {
+	// Room for the whole document at once: it is mostly the raw members,
+	// and grown by doubling it would be allocated and copied several times.
+	if n := runSizeHint(r); cap(b)-len(b) < n {
+		b = append(make([]byte, 0, len(b)+n), b...)
+	}
 	b = append(b, `{"id":`...)
 	b = jsonx.AppendString(b, r.ID)
 	b = append(b, `,"flow":`...)
@@ -62,6 +67,22 @@ func AppendRun(b []byte, r *Run) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// runSizeHint is about the size of r's document, escapes aside: the
+// strings and raw members, and at most the fixed members of the run and of
+// a step (names, times, counts).
+func runSizeHint(r *Run) int {
+	const run, step = 320, 240
+	n := run + len(r.ID) + len(r.Flow) + len(r.Key) + len(r.Error) + len(r.TraceParent) + len(r.TraceState) +
+		len(r.Input) + len(r.Result) + len(r.Data)
+	for path, st := range r.Steps {
+		n += step + len(path)
+		if st != nil {
+			n += len(st.Error)
+		}
+	}
+	return n
 }
 
 func appendStep(b []byte, st *StepState) []byte {

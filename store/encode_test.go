@@ -41,6 +41,25 @@ func TestAppendRunReadsBackAsEncodingJSONDoes(t *testing.T) {
 	}
 }
 
+// AppendRun sizes its buffer once for a run as a coordinator saves it, with
+// every member and step field set, escapes aside.
+func TestAppendRunAllocatesOnce(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC)
+	r := store.Run{ID: "r-01M974SMJ946NA25NA7VZMQC6A", Flow: "order", Version: 1, Key: "o-000002", Status: store.RunCompensating,
+		Error: "step charge: the service answered payment.declined.v1", Created: at, Updated: at, Rev: 12, Wake: at,
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		Input:       json.RawMessage(`{"order_id":"o-000002","amount_cents":2994}`), Result: json.RawMessage(`{"order_id":"o-000002"}`),
+		Data:  json.RawMessage(`{"input":{"order_id":"o-000002","amount_cents":2994},"steps":{"charge":{"payment_id":"pay-o-000002"}}}`),
+		Steps: map[string]*store.StepState{}}
+	for _, path := range []string{"charge", "reserve", "checks/1/fetch", "charge/compensate/refund"} {
+		r.Steps[path] = &store.StepState{Status: store.StepCompensated, Attempts: 10, Error: "no answer within 30s (after 10 attempts)",
+			Started: at, Ended: at, Branch: 2, Due: at, Backoff: true}
+	}
+	if n := testing.AllocsPerRun(10, func() { store.AppendRun(nil, &r) }); n != 1 {
+		t.Errorf("AppendRun allocated %v times, want once", n)
+	}
+}
+
 // normal compacts the raw JSON so that both encodings compare.
 func normal(r store.Run) store.Run {
 	for _, raw := range []*json.RawMessage{&r.Input, &r.Result, &r.Data} {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
@@ -195,5 +196,78 @@ func TestCommitAfterSeenSeesMarksSince(t *testing.T) {
 				t.Fatalf("Seen(e-2) after its commit = %v, %v; want it marked", seen, err)
 			}
 		})
+	}
+}
+
+// A run's revision and wake time are read from its document when the
+// writer does not remember them (after a restart), including a run saved
+// by an earlier version, which also wrote them under a key of their own.
+func TestRunRevisionFromDocument(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	b, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := b.CreateRun(ctx, store.Run{ID: "r-1", Flow: "f", Key: "k-1", Status: store.RunRunning, Created: at, Wake: at.Add(time.Hour)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Wake = at.Add(2 * time.Hour)
+	if r, err = b.SaveRun(ctx, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	// What an earlier version wrote: the document, and beside it the
+	// revision and wake time under V.
+	old := store.Run{ID: "r-old", Flow: "f", Key: "k-old", Status: store.RunRunning, Created: at, Updated: at, Rev: 7, Wake: at.Add(4 * time.Hour)}
+	err = b.write(func(w *round) error {
+		for _, kv := range [][2][]byte{
+			{runKey(old.ID), store.AppendRun(nil, &old)},
+			{runRevKey(old.ID), appendTime(appendU64(nil, uint64(old.Rev)), old.Wake)},
+			{runBizKey(old.Flow, old.Key), []byte(old.ID)},
+			{wakeKey(old.Wake, old.ID), nil},
+		} {
+			if err := w.set(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err = Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stale := r
+	stale.Rev = 1
+	if _, err := b.SaveRun(ctx, stale, nil); baton.ErrorCode(err) != baton.Conflict {
+		t.Fatalf("SaveRun from revision 1 after a restart, the run at 2: %v, want a conflict", err)
+	}
+	r.Wake = at.Add(3 * time.Hour)
+	if r, err = b.SaveRun(ctx, r, nil); err != nil || r.Rev != 3 {
+		t.Fatalf("SaveRun from revision 2 after a restart: rev %d, %v", r.Rev, err)
+	}
+	old.Wake = at.Add(5 * time.Hour)
+	if old, err = b.SaveRun(ctx, old, nil); err != nil || old.Rev != 8 {
+		t.Fatalf("SaveRun of a run an earlier version saved at revision 7: rev %d, %v", old.Rev, err)
+	}
+	due, err := b.DueRuns(ctx, at.Add(24*time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range due {
+		got = append(got, fmt.Sprintf("%s@%s", d.ID, d.Wake.Sub(at)))
+	}
+	if want := []string{"r-1@3h0m0s", "r-old@5h0m0s"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("due runs: %v, want %v (each under its last wake time only)", got, want)
 	}
 }

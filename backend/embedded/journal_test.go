@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/store"
 )
 
@@ -43,5 +44,61 @@ func TestJournalReadsOldEntries(t *testing.T) {
 		if len(got) != 2 || got[0].Outcome != store.Published || got[1].Outcome != store.Handled || got[1].Group != "g" || got[0].Seq >= got[1].Seq {
 			t.Fatalf("journal with an old and a new entry reads %+v", got)
 		}
+	}
+}
+
+// TestSaveRunAckingJournals checks that the journal entries given to
+// SaveRunAcking (a coordinator's record of a run's end) are written with the
+// save and the acknowledgement, and not at all when the save is refused.
+func TestSaveRunAckingJournals(t *testing.T) {
+	b := open(t)
+	ctx := t.Context()
+	at := time.Now().UTC()
+	run, _, err := b.CreateRun(ctx, store.Run{ID: "r-1", Flow: "ship", Key: "p-1", Status: store.RunRunning, Created: at}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscribe(ctx, "coordinator", []string{"parcel.packed.v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, msg("parcel.packed.v1", "reply-1")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := sub.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := store.Entry{Time: at, CorrelationID: "p-1", Outcome: store.RunEnded(store.RunCompleted), EventID: "r-1", EventType: "ship"}
+	ends := func() int {
+		hist, err := b.History(ctx, "p-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(hist)
+	}
+
+	stale := run
+	stale.Rev, stale.Status = 7, store.RunCompleted
+	if _, err := b.SaveRunAcking(ctx, stale, nil, d, end); baton.ErrorCode(err) != baton.Conflict {
+		t.Fatalf("SaveRunAcking from a stale revision: %v, want a conflict", err)
+	}
+	if n := ends(); n != 0 {
+		t.Fatalf("a refused save journaled %d entries", n)
+	}
+
+	run.Status = store.RunCompleted
+	if _, err := b.SaveRunAcking(ctx, run, nil, d, end); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := b.History(ctx, "p-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || hist[0].Outcome != end.Outcome || hist[0].EventID != "r-1" || hist[0].Seq == 0 {
+		t.Fatalf("journal after the save: %+v, want the run's end, numbered", hist)
+	}
+	if err := sub.Ack(ctx, d); err == nil {
+		t.Error("the reply could be acked again after the save acked it")
 	}
 }

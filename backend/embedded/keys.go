@@ -21,7 +21,9 @@ import (
 //	c<correlation>\x00<seq>    the journal by correlation id
 //	d<seq>                     a dead letter -> JSON
 //	R<run id>                  a flow run -> JSON
-//	V<run id>                  its revision and wake time (8+8 bytes)
+//	V<run id>                  its revision and wake time (8+8 bytes), written
+//	                           by earlier versions, read no more (the
+//	                           document has them), deleted with the run
 //	W<wake><run id>            the runs by wake time
 //	K<flow>\x00<key>            a run by flow and business key -> run id
 //	C<created><run id>         the runs by creation time

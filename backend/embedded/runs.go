@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/bus"
+	"github.com/batonhq/baton/internal/jsonx"
 	"github.com/batonhq/baton/store"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -19,33 +21,17 @@ import (
 // the same batch as the run: the store is the transport, so the outbox is
 // delivered as it is written.
 
-func runKey(id string) []byte    { return prefixKey(kindRun, id) }
+func runKey(id string) []byte { return prefixKey(kindRun, id) }
+
+// runRevKey held a run's revision and wake time beside its document, until
+// the document became the only record of them; what older versions wrote is
+// deleted with its run.
 func runRevKey(id string) []byte { return prefixKey(kindRunRev, id) }
 
 func runBizKey(flow, key string) []byte { return prefixKey(kindRunKey, flow, key) }
 
 func wakeKey(at time.Time, id string) []byte {
 	return append(appendTime([]byte{kindWake}, at), id...)
-}
-
-// revValue is the revision and the wake time of a run.
-func revValue(rev int64, wake time.Time) []byte {
-	v := appendU64(nil, uint64(rev))
-	if wake.IsZero() {
-		return appendU64(v, 0)
-	}
-	return appendTime(v, wake)
-}
-
-func parseRev(v []byte) (int64, time.Time) {
-	rev := int64(binary.BigEndian.Uint64(v))
-	var wake time.Time
-	if len(v) >= 16 {
-		if n := int64(binary.BigEndian.Uint64(v[8:])); n != 0 {
-			wake = time.Unix(0, n)
-		}
-	}
-	return rev, wake
 }
 
 func createdKey(at time.Time, id string) []byte {
@@ -102,9 +88,7 @@ func (b *Backend) CreateRun(ctx context.Context, r store.Run, out []store.Outbou
 		if err := w.setTracked(runKey(r.ID), doc); err != nil {
 			return err
 		}
-		if err := w.setRevision(r, runRevKey(r.ID)); err != nil {
-			return err
-		}
+		w.setRevision(r)
 		if !r.Wake.IsZero() {
 			if err := w.set(wakeKey(r.Wake, r.ID), nil); err != nil {
 				return err
@@ -133,16 +117,17 @@ func (b *Backend) CreateRun(ctx context.Context, r store.Run, out []store.Outbou
 
 // SaveRun stores r if the stored revision is r.Rev.
 func (b *Backend) SaveRun(ctx context.Context, r store.Run, out []store.Outbound) (store.Run, error) {
-	return b.saveRun(ctx, r, out, nil)
+	return b.saveRun(ctx, r, out, nil, nil)
 }
 
 // SaveRunAcking is SaveRun that also acknowledges, in the same write, the
-// delivery that caused the transition: a coordinator's reply.
-func (b *Backend) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery) (store.Run, error) {
-	return b.saveRun(ctx, r, out, &d)
+// delivery that caused the transition (a coordinator's reply), and appends
+// the journal entries given (the end of the run, when the reply ends it).
+func (b *Backend) SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, error) {
+	return b.saveRun(ctx, r, out, &d, journal)
 }
 
-func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound, d *bus.Delivery) (store.Run, error) {
+func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound, d *bus.Delivery, journal []store.Entry) (store.Run, error) {
 	var sub *subscription
 	var rec record
 	if d != nil {
@@ -155,14 +140,14 @@ func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound
 		}
 		sub, rec = ref.sub, ref.rec
 	}
-	saved, err := b.saveRunSettling(ctx, r, out, sub, rec)
+	saved, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
 	if sub != nil {
 		sub.release(rec.seq, err)
 	}
 	return saved, err
 }
 
-func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record) (store.Run, error) {
+func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record, journal []store.Entry) (store.Run, error) {
 	if err := validJSON(r); err != nil {
 		return r, err
 	}
@@ -176,7 +161,7 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 	if err != nil {
 		return r, err
 	}
-	rk := runRevKey(r.ID)
+	entries := encodeEntries(journal)
 	err = b.write(func(w *round) error {
 		got, wake, ok, err := w.revision(r.ID)
 		if err != nil {
@@ -191,9 +176,7 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 		if err := w.setTracked(runKey(r.ID), doc); err != nil {
 			return err
 		}
-		if err := w.setRevision(r, rk); err != nil {
-			return err
-		}
+		w.setRevision(r)
 		if !wake.Equal(r.Wake) {
 			if !wake.IsZero() {
 				if err := w.delete(wakeKey(wake, r.ID)); err != nil {
@@ -211,6 +194,9 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 				return err
 			}
 		}
+		if err := w.journal(journal, entries); err != nil {
+			return err
+		}
 		return w.send(msgs)
 	})
 	if err != nil {
@@ -221,13 +207,15 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 }
 
 // validJSON checks the raw members of a run, which AppendRun writes as
-// they are.
+// they are. They are checked whole at every save, with jsonx.Valid (what
+// json.Valid accepts, faster): a run's data grows with its steps and is
+// rewritten at each of them.
 func validJSON(r store.Run) error {
 	for _, f := range []struct {
 		name string
 		v    json.RawMessage
 	}{{"input", r.Input}, {"result", r.Result}, {"data", r.Data}} {
-		if len(f.v) > 0 && !json.Valid(f.v) {
+		if len(f.v) > 0 && !jsonx.Valid(f.v) {
 			return baton.Errorf(baton.Invalid, "run "+r.ID, "its %s is not valid JSON", f.name)
 		}
 	}
@@ -236,7 +224,9 @@ func validJSON(r store.Run) error {
 
 // revision is a run's stored revision and wake time. The writer remembers
 // those of the runs under way, which it wrote itself (one process holds the
-// data directory), and reads the others.
+// data directory), and reads the others from their documents: a save writes
+// the document alone, not a key of its own for them beside it (one write
+// fewer per transition).
 type revision struct {
 	rev  int64
 	wake time.Time
@@ -246,25 +236,27 @@ func (w *round) revision(id string) (int64, time.Time, bool, error) {
 	if r, ok := w.b.revs[id]; ok {
 		return r.rev, r.wake, true, nil
 	}
-	v, ok, err := w.get(runRevKey(id))
+	v, ok, err := w.get(runKey(id))
 	if err != nil || !ok {
 		return 0, time.Time{}, false, err
 	}
-	rev, wake := parseRev(v)
-	return rev, wake, true, nil
+	var r struct {
+		Rev  int64     `json:"rev"`
+		Wake time.Time `json:"wake"`
+	}
+	if err := json.Unmarshal(v, &r); err != nil {
+		return 0, time.Time{}, false, unavailable("runs", fmt.Errorf("run %s: %w", id, err))
+	}
+	return r.Rev, r.Wake, true, nil
 }
 
-// setRevision writes r's revision and remembers it while r is under way.
-func (w *round) setRevision(r store.Run, k []byte) error {
-	if err := w.setTracked(k, revValue(r.Rev, r.Wake)); err != nil {
-		return err
-	}
+// setRevision remembers r's revision and wake time while r is under way.
+func (w *round) setRevision(r store.Run) {
 	if r.Status.Terminal() {
 		delete(w.b.revs, r.ID)
 	} else {
 		w.b.revs[r.ID] = revision{r.Rev, r.Wake}
 	}
-	return nil
 }
 
 type outbound struct {

@@ -1,5 +1,5 @@
 // Package jsonx holds what the hand-written JSON encoders of event and store
-// share.
+// share, and the JSON check of what the run stores and the coordinator keep.
 package jsonx
 
 import (
