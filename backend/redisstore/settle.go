@@ -2,7 +2,7 @@ package redisstore
 
 import (
 	"context"
-	"strconv"
+	"fmt"
 	"time"
 
 	"github.com/batonhq/baton/internal/batch"
@@ -13,43 +13,47 @@ import (
 // settleReq is one Settle waiting for the settler.
 type settleReq struct {
 	member string // of the inbox mark
-	args   []any  // each entry's correlation id and encoding
-	seqs   []int64
+	args   []any  // its record's (recordArgs)
+	n      int    // entries in the record
+	last   int64  // the Seq of the record's last entry, once written
 	done   chan error
 }
 
 // maxSettleBatch bounds the Settles one script call of the settler writes.
 const maxSettleBatch = 128
 
-// settleManyScript is settleScript for several Settles at once: KEYS are
-// the expiry index, the journal counter, the journal, then each Settle's
-// inbox mark; ARGV the retention (ms), the marks' expiry, the time before
-// which expired marks are trimmed, the prefix of the per-correlation lists,
-// the number of entries in all, then per Settle its index member, its number of entries and their
-// (correlation id, entry) pairs. Each Settle's entries are numbered
-// consecutively, in order; the reply is every Seq, Settle after Settle.
+// settleManyScript marks several Settles' events handled and journals each
+// Settle's entries as one record (see appendLua): KEYS are the expiry
+// index, the journal counter, the journal, then each Settle's inbox mark;
+// ARGV the retention (ms), the marks' expiry, the time before which expired
+// marks are trimmed, the prefix of the per-correlation lists, the number of
+// entries in all, then per Settle its index member and its record's
+// arguments (recordArgs). The reply is each Settle's last Seq (0 for a
+// Settle without entries).
 var settleManyScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 local total = tonumber(ARGV[5])
 local seq = 0
 if total > 0 then seq = redis.call('INCRBY', KEYS[2], total) - total end
-local seqs, members = {}, {}
+local lasts, members = {}, {}
 local a = 6
 for r = 4, #KEYS do
   redis.call('SET', KEYS[r], '1', 'PX', ARGV[1])
   members[#members+1] = ARGV[2]
   members[#members+1] = ARGV[a]
-  local last = a + 1 + 2 * tonumber(ARGV[a+1])
-  for i = a + 2, last, 2 do
-    seq = seq + 1
-    redis.call('XADD', KEYS[3], seq .. '-0', 'e', ARGV[i+1])
-    if ARGV[i] ~= '' then redis.call('RPUSH', ARGV[4] .. ARGV[i], seq) end
-    seqs[#seqs+1] = seq
+  local n, c = tonumber(ARGV[a+1]), tonumber(ARGV[a+4])
+  if n > 0 then
+    seq = seq + n
+    redis.call('XADD', KEYS[3], seq .. '-0', ARGV[a+2], ARGV[a+3])
+    for i = a + 5, a + 4 + c do redis.call('RPUSH', ARGV[4] .. ARGV[i], seq) end
+    lasts[#lasts+1] = seq
+  else
+    lasts[#lasts+1] = 0
   end
-  a = last + 1
+  a = a + 5 + c
 end
 redis.call('ZADD', KEYS[1], unpack(members))
-return seqs`)
+return lasts`)
 
 // Settle marks id handled by group and appends entries. Concurrent Settles
 // of one process are written together by one settler: a Settle that finds
@@ -59,8 +63,12 @@ func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.E
 	if err := ctx.Err(); err != nil {
 		return fail("settle", err)
 	}
-	args := s.appendArgs(entries)
-	req := &settleReq{member: s.inboxMember(group, id), args: args[1:], done: make(chan error, 1)}
+	req := &settleReq{member: s.inboxMember(group, id), n: len(entries), done: make(chan error, 1)}
+	if len(entries) > 0 {
+		req.args = s.recordArgs(entries)
+	} else {
+		req.args = []any{0, "", "", 0}
+	}
 	select {
 	case s.settles <- req:
 	case <-s.done:
@@ -73,7 +81,9 @@ func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.E
 		if err != nil {
 			return err
 		}
-		setSeqs(entries, req.seqs)
+		if len(entries) > 0 {
+			setSeqs(entries, req.last)
+		}
 		return nil
 	case <-s.done:
 		return fail("settle", redis.ErrClosed)
@@ -103,26 +113,28 @@ func (s *Store) settleBatch(batch []*settleReq) error {
 	ttl := s.cfg.InboxRetention.Milliseconds()
 	n, entries := 5, 0
 	for _, req := range batch {
-		n += 2 + len(req.args)
-		entries += len(req.args) / 2
+		n += 1 + len(req.args)
+		entries += req.n
 	}
 	args := make([]any, 0, n)
 	args = append(args, ttl, now+ttl, now, s.k.journalCorr, entries)
 	for _, req := range batch {
 		keys = append(keys, s.k.inbox+req.member)
-		args = append(args, req.member, strconv.Itoa(len(req.args)/2))
+		args = append(args, req.member)
 		args = append(args, req.args...)
 	}
 	// Not the context of one caller: the call writes for all of them.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	seqs, err := settleManyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	lasts, err := settleManyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return fail("settle", err)
 	}
-	for _, req := range batch {
-		k := min(len(req.args)/2, len(seqs))
-		req.seqs, seqs = seqs[:k], seqs[k:]
+	if len(lasts) != len(batch) {
+		return fail("settle", fmt.Errorf("the script gave %d Seqs for %d settlements", len(lasts), len(batch)))
+	}
+	for i, req := range batch {
+		req.last = lasts[i]
 	}
 	return nil
 }
