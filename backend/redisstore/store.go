@@ -229,15 +229,19 @@ func (s *Store) recordArgs(entries []store.Entry, before ...any) []any {
 // as "e" and its encoding (store.AppendEntry), several as "es" and each
 // one's length (a uvarint) and encoding, one after another.
 func appendRecord(entries []store.Entry) (field string, value []byte) {
-	n := 0
+	n, most := 0, 0
 	for i := range entries {
-		n += binary.MaxVarintLen32 + store.EntrySize(&entries[i])
+		size := store.EntrySize(&entries[i])
+		n, most = n+binary.MaxVarintLen32+size, max(most, size)
 	}
-	buf := make([]byte, 0, n)
 	if len(entries) == 1 {
-		return "e", store.AppendEntry(buf, &entries[0])
+		return "e", store.AppendEntry(make([]byte, 0, n), &entries[0])
 	}
-	var one []byte
+	// Each entry is encoded in one (EntrySize bounds its size), then
+	// copied after its length.
+	buf := make([]byte, 0, n+most)
+	one := buf[n:n:n+most]
+	buf = buf[:0:n]
 	for i := range entries {
 		one = store.AppendEntry(one[:0], &entries[i])
 		buf = binary.AppendUvarint(buf, uint64(len(one)))
