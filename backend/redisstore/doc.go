@@ -21,8 +21,10 @@
 //
 //	inbox:LEN:GROUP:ID      one mark, with a TTL of the retention window
 //	inbox:expiry            sorted set: marks by expiry (ExpireInbox)
-//	journal:seq, journal    counter, stream of entries (ID = Seq-0)
-//	journal:corr:ID         list of one correlation id's Seq
+//	journal:seq, journal    counter, stream of records of entries (ID = the
+//	                        Seq of the record's last entry, "-0"; one write's
+//	                        entries in one record)
+//	journal:corr:ID         list of the records holding one correlation id's entries
 //	dead:seq, dead, dead:ids
 //	run:ID                  hash: document, revision, status, flow, key, index members
 //	runs:keys               hash: LEN:FLOW:KEY -> run id

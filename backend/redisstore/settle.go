@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/batonhq/baton/internal/batch"
@@ -12,48 +11,40 @@ import (
 
 // settleReq is one Settle waiting for the settler.
 type settleReq struct {
-	member string // of the inbox mark
-	args   []any  // its record's (recordArgs)
-	n      int    // entries in the record
-	last   int64  // the Seq of the record's last entry, once written
-	done   chan error
+	member  string        // of the inbox mark
+	entries []store.Entry // for their correlation ids
+	body    []byte        // the entries' encoding (appendEntries)
+	first   int64         // the Seq of the first entry, once written
+	done    chan error
 }
 
 // maxSettleBatch bounds the Settles one script call of the settler writes.
 const maxSettleBatch = 128
 
-// settleManyScript marks several Settles' events handled and journals each
-// Settle's entries as one record (see appendLua): KEYS are the expiry
-// index, the journal counter, the journal, then each Settle's inbox mark;
-// ARGV the retention (ms), the marks' expiry, the time before which expired
-// marks are trimmed, the prefix of the per-correlation lists, the number of
-// entries in all, then per Settle its index member and its record's
-// arguments (recordArgs). The reply is each Settle's last Seq (0 for a
-// Settle without entries).
+// settleManyScript marks several Settles' events handled and journals all
+// their entries as one record (see appendLua): KEYS are the expiry index,
+// the journal counter, the journal, then each Settle's inbox mark; ARGV
+// the retention (ms), the marks' expiry, the time before which expired
+// marks are trimmed, the prefix of the per-correlation lists, the number
+// of entries, the record's value ("es"), the number of distinct
+// correlation ids and those, then each Settle's index member. The reply is
+// the Seq of the record's last entry (0 for no entries).
 var settleManyScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-local total = tonumber(ARGV[5])
-local seq = 0
-if total > 0 then seq = redis.call('INCRBY', KEYS[2], total) - total end
-local lasts, members = {}, {}
-local a = 6
+local members = {}
+local m = 8 + tonumber(ARGV[7])
 for r = 4, #KEYS do
   redis.call('SET', KEYS[r], '1', 'PX', ARGV[1])
   members[#members+1] = ARGV[2]
-  members[#members+1] = ARGV[a]
-  local n, c = tonumber(ARGV[a+1]), tonumber(ARGV[a+4])
-  if n > 0 then
-    seq = seq + n
-    redis.call('XADD', KEYS[3], seq .. '-0', ARGV[a+2], ARGV[a+3])
-    for i = a + 5, a + 4 + c do redis.call('RPUSH', ARGV[4] .. ARGV[i], seq) end
-    lasts[#lasts+1] = seq
-  else
-    lasts[#lasts+1] = 0
-  end
-  a = a + 5 + c
+  members[#members+1] = ARGV[m + r - 4]
 end
 redis.call('ZADD', KEYS[1], unpack(members))
-return lasts`)
+local n = tonumber(ARGV[5])
+if n == 0 then return 0 end
+local seq = redis.call('INCRBY', KEYS[2], n)
+redis.call('XADD', KEYS[3], seq .. '-0', 'es', ARGV[6])
+for i = 8, m - 1 do redis.call('RPUSH', ARGV[4] .. ARGV[i], seq) end
+return seq`)
 
 // Settle marks id handled by group and appends entries. Concurrent Settles
 // of one process are written together by one settler: a Settle that finds
@@ -63,12 +54,7 @@ func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.E
 	if err := ctx.Err(); err != nil {
 		return fail("settle", err)
 	}
-	req := &settleReq{member: s.inboxMember(group, id), n: len(entries), done: make(chan error, 1)}
-	if len(entries) > 0 {
-		req.args = s.recordArgs(entries)
-	} else {
-		req.args = []any{0, "", "", 0}
-	}
+	req := &settleReq{member: s.inboxMember(group, id), entries: entries, body: appendEntries(nil, entries), done: make(chan error, 1)}
 	select {
 	case s.settles <- req:
 	case <-s.done:
@@ -82,7 +68,7 @@ func (s *Store) Settle(ctx context.Context, group, id string, entries ...store.E
 			return err
 		}
 		if len(entries) > 0 {
-			setSeqs(entries, req.last)
+			setSeqs(entries, req.first+int64(len(entries))-1)
 		}
 		return nil
 	case <-s.done:
@@ -105,36 +91,44 @@ func (s *Store) settle() {
 	})
 }
 
-// settleBatch runs settleManyScript for batch and sets each request's seqs.
+// settleBatch runs settleManyScript for batch, which journals the entries
+// of all its Settles as one record, and sets each request's first Seq.
+// (The settler reads a request's entries while its Settle waits, or after
+// it gave up waiting: the runtime does not change a commit's entries.)
 func (s *Store) settleBatch(batch []*settleReq) error {
 	keys := make([]string, 3, 3+len(batch))
 	keys[0], keys[1], keys[2] = s.k.inboxExpiry, s.k.journalSeq, s.k.journal
 	now := time.Now().UnixMilli()
 	ttl := s.cfg.InboxRetention.Milliseconds()
-	n, entries := 5, 0
+	entries, size := 0, 0
 	for _, req := range batch {
-		n += 1 + len(req.args)
-		entries += req.n
+		entries += len(req.entries)
+		size += len(req.body)
 	}
-	args := make([]any, 0, n)
-	args = append(args, ttl, now+ttl, now, s.k.journalCorr, entries)
+	body := make([]byte, 0, size)
+	seen := make(map[string]bool, len(batch))
+	args := make([]any, 0, 8+2*len(batch))
+	args = append(args, ttl, now+ttl, now, s.k.journalCorr, entries, nil, 0)
 	for _, req := range batch {
 		keys = append(keys, s.k.inbox+req.member)
+		body = append(body, req.body...)
+		args = appendCorrelations(args, req.entries, seen)
+	}
+	args[5], args[6] = body, len(args)-7
+	for _, req := range batch {
 		args = append(args, req.member)
-		args = append(args, req.args...)
 	}
 	// Not the context of one caller: the call writes for all of them.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lasts, err := settleManyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	last, err := settleManyScript.Run(ctx, s.rdb, keys, args...).Int64()
 	if err != nil {
 		return fail("settle", err)
 	}
-	if len(lasts) != len(batch) {
-		return fail("settle", fmt.Errorf("the script gave %d Seqs for %d settlements", len(lasts), len(batch)))
-	}
-	for i, req := range batch {
-		req.last = lasts[i]
+	seq := last - int64(entries) + 1
+	for _, req := range batch {
+		req.first = seq
+		seq += int64(len(req.entries))
 	}
 	return nil
 }

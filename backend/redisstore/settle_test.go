@@ -118,3 +118,59 @@ func TestClosedSettleSeen(t *testing.T) {
 		t.Errorf("Seen on a closed store: %v; want code %q", err, baton.Unavailable)
 	}
 }
+
+// TestSettlesShareARecord: the Settles the settler gathers into one call
+// journal their entries as one stream record, and each still reads back
+// its own from History, with its own Seqs.
+func TestSettlesShareARecord(t *testing.T) {
+	s, prefix := openPrefixed(t)
+	ctx := t.Context()
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	// Redis holds writes while the Settles queue up behind the first one's
+	// call: the settler gathers the rest into its next call.
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 2000, "WRITE").Err(); err != nil {
+		t.Skipf("CLIENT PAUSE: %v", err)
+	}
+	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	const n = 20
+	entries := make([][]store.Entry, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		entries[i] = []store.Entry{
+			{Time: time.Now().UTC(), CorrelationID: fmt.Sprint("c", i), Outcome: store.Handled, EventID: fmt.Sprint("e", i), Group: "g"},
+			{Time: time.Now().UTC(), CorrelationID: fmt.Sprint("c", i), Outcome: store.Published, EventID: fmt.Sprint("e", i, "-out")},
+		}
+		wg.Go(func() { errs[i] = s.Settle(ctx, "g", fmt.Sprint("e", i), entries[i]...) })
+		if i == 0 {
+			time.Sleep(50 * time.Millisecond) // the first call goes out alone
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := rdb.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Settle %d: %v", i, err)
+		}
+	}
+	if got := rdb.XLen(ctx, prefix+"journal").Val(); got != 2 {
+		t.Errorf("%d Settles in two calls of the settler wrote %d stream records; want 2", n, got)
+	}
+	for i := range n {
+		h, err := s.History(ctx, fmt.Sprint("c", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) != 2 || h[0].Seq != entries[i][0].Seq || h[1].Seq != entries[i][0].Seq+1 || h[1].EventID != fmt.Sprint("e", i, "-out") {
+			t.Fatalf("History of Settle %d: %+v; want its two entries, Seq %d and on", i, h, entries[i][0].Seq)
+		}
+	}
+}

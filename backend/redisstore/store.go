@@ -214,40 +214,58 @@ func (s *Store) recordArgs(entries []store.Entry, before ...any) []any {
 	field, value := appendRecord(entries)
 	args := append(before, len(entries), field, value, 0)
 	count := len(args) - 1
-	for i := range entries {
-		c := entries[i].CorrelationID
-		if c == "" || slices.ContainsFunc(entries[:i], func(e store.Entry) bool { return e.CorrelationID == c }) {
-			continue
-		}
-		args = append(args, c)
-	}
+	args = appendCorrelations(args, entries, nil)
 	args[count] = len(args) - count - 1
 	return args
 }
 
+// appendCorrelations appends to args the distinct non-empty correlation ids
+// of entries that are not in seen (nil: none), and adds them to seen.
+func appendCorrelations(args []any, entries []store.Entry, seen map[string]bool) []any {
+	for i := range entries {
+		c := entries[i].CorrelationID
+		if c == "" || seen[c] || seen == nil && slices.ContainsFunc(entries[:i], func(e store.Entry) bool { return e.CorrelationID == c }) {
+			continue
+		}
+		if seen != nil {
+			seen[c] = true
+		}
+		args = append(args, c)
+	}
+	return args
+}
+
 // appendRecord encodes entries as one record's field and value: one entry
-// as "e" and its encoding (store.AppendEntry), several as "es" and each
-// one's length (a uvarint) and encoding, one after another.
+// as "e" and its encoding (store.AppendEntry), several as "es" and
+// appendEntries's.
 func appendRecord(entries []store.Entry) (field string, value []byte) {
-	n, most := 0, 0
+	if len(entries) == 1 {
+		return "e", store.AppendEntry(make([]byte, 0, store.EntrySize(&entries[0])), &entries[0])
+	}
+	return "es", appendEntries(nil, entries)
+}
+
+// appendEntries appends to b each entry's length (a uvarint) and encoding,
+// one after another: the value of a record's "es", which may be the
+// concatenation of several such runs.
+func appendEntries(b []byte, entries []store.Entry) []byte {
+	n, most := len(b), 0
 	for i := range entries {
 		size := store.EntrySize(&entries[i])
 		n, most = n+binary.MaxVarintLen32+size, max(most, size)
 	}
-	if len(entries) == 1 {
-		return "e", store.AppendEntry(make([]byte, 0, n), &entries[0])
-	}
 	// Each entry is encoded in one (EntrySize bounds its size), then
 	// copied after its length.
-	buf := make([]byte, 0, n+most)
-	one := buf[n:n:n+most]
-	buf = buf[:0:n]
+	buf := make([]byte, len(b), n+most)
+	copy(buf, b)
+	one := buf[n : n : n+most]
+	buf = buf[:len(b):n]
 	for i := range entries {
 		one = store.AppendEntry(one[:0], &entries[i])
 		buf = binary.AppendUvarint(buf, uint64(len(one)))
 		buf = append(buf, one...)
 	}
-	return "es", buf
+	return buf
 }
 
 // setSeqs numbers entries, written as one record, up to last.
