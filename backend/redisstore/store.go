@@ -149,15 +149,16 @@ func (e errorString) Error() string { return string(e) }
 
 // The journal: a counter for Seq, a stream of records, and a list per
 // correlation id of the records that hold its entries. A record holds the
-// entries of one write (an Append, or a Settle), numbered consecutively; its
-// id is "Seq-0" with the Seq of its last entry, so that Since is one XRANGE
-// from the Seq after the last one read, whose first record may begin
-// before it. A record of one entry keeps it in the field "e", as every
-// record was written before records held several (their lists hold each
-// entry's Seq, which is its record's id); a record of several keeps them
-// in "es" (see appendRecord). The journal is written on every settlement,
-// several entries at a time: one XADD and one RPUSH per correlation id
-// instead of one of each per entry is most of what Redis spends on it.
+// entries of one write (an Append, or the Settles of one call of the
+// settler), numbered consecutively; its id is "Seq-0" with the Seq of its
+// last entry, so that Since is one XRANGE from the Seq after the last one
+// read, whose first record may begin before it. A record of one entry
+// keeps it in the field "e", as every record was written before records
+// held several (their lists hold each entry's Seq, which is its record's
+// id); a record of several keeps them in "es" (see appendEntries). The
+// journal is written on every settlement, several entries at a time: one
+// XADD per write and one RPUSH per correlation id in it, instead of one of
+// each per entry, saves most of what Redis spent on it.
 
 // appendLua appends one record: KEYS[k] is the counter and KEYS[k+1] the
 // stream; ARGV[a] the prefix of the per-correlation lists, then the
