@@ -20,7 +20,9 @@
 // Every key starts with Config.Prefix (default "baton:"):
 //
 //	inbox:LEN:GROUP:ID      one mark, with a TTL of the retention window
-//	inbox:expiry            sorted set: marks by expiry (ExpireInbox)
+//	inbox:expiry            sorted set by expiry (ExpireInbox): MarkSeen's marks, and
+//	                        buckets b:N, the marks of one call of the settler
+//	inbox:b:N, inbox:buckets  a bucket's list of marks (expiring with them), its counter
 //	journal:seq, journal    counter, stream of records of entries (ID = the
 //	                        Seq of the record's last entry, "-0"; one write's
 //	                        entries in one record)

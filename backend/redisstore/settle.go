@@ -23,22 +23,32 @@ const maxSettleBatch = 128
 
 // settleManyScript marks several Settles' events handled and journals all
 // their entries as one record (see appendLua): KEYS are the expiry index,
-// the journal counter, the journal, then each Settle's inbox mark; ARGV
-// the retention (ms), the marks' expiry, the time before which expired
-// marks are trimmed, the prefix of the per-correlation lists, the number
-// of entries, the record's value ("es"), the number of distinct
-// correlation ids and those, then each Settle's index member. The reply is
-// the Seq of the record's last entry (0 for no entries).
+// the journal counter, the journal, the counter of the index's buckets,
+// then each Settle's inbox mark; ARGV the retention (ms), the prefix of the
+// inbox's keys, the time before which expired buckets are trimmed from the
+// index, the prefix of the per-correlation lists, the number of entries,
+// the record's value ("es"), the number of distinct correlation ids and
+// those, then each Settle's mark (its key without the prefix). The marks
+// of one call share one bucket of the expiry index (see expireInboxScript):
+// a list of them, expiring with them, and one member of the index, scored
+// by their expiry on Redis's clock. The reply is the Seq of the record's
+// last entry (0 for no entries).
 var settleManyScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-local members = {}
 local m = 8 + tonumber(ARGV[7])
-for r = 4, #KEYS do
+local marks = {}
+for r = 5, #KEYS do
   redis.call('SET', KEYS[r], '1', 'PX', ARGV[1])
-  members[#members+1] = ARGV[2]
-  members[#members+1] = ARGV[m + r - 4]
+  marks[#marks+1] = ARGV[m + r - 5]
 end
-redis.call('ZADD', KEYS[1], unpack(members))
+if #marks > 0 then
+  local t = redis.call('TIME')
+  local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+  local b = 'b:' .. redis.call('INCR', KEYS[4])
+  redis.call('RPUSH', ARGV[2] .. b, unpack(marks))
+  redis.call('PEXPIREAT', ARGV[2] .. b, expiry + 60000)
+  redis.call('ZADD', KEYS[1], expiry, b)
+end
 local n = tonumber(ARGV[5])
 if n == 0 then return 0 end
 local seq = redis.call('INCRBY', KEYS[2], n)
@@ -96,8 +106,8 @@ func (s *Store) settle() {
 // (The settler reads a request's entries while its Settle waits, or after
 // it gave up waiting: the runtime does not change a commit's entries.)
 func (s *Store) settleBatch(batch []*settleReq) error {
-	keys := make([]string, 3, 3+len(batch))
-	keys[0], keys[1], keys[2] = s.k.inboxExpiry, s.k.journalSeq, s.k.journal
+	keys := make([]string, 4, 4+len(batch))
+	keys[0], keys[1], keys[2], keys[3] = s.k.inboxExpiry, s.k.journalSeq, s.k.journal, s.k.inboxBuckets
 	now := time.Now().UnixMilli()
 	ttl := s.cfg.InboxRetention.Milliseconds()
 	entries, size := 0, 0
@@ -108,7 +118,7 @@ func (s *Store) settleBatch(batch []*settleReq) error {
 	body := make([]byte, 0, size)
 	seen := make(map[string]bool, len(batch))
 	args := make([]any, 0, 8+2*len(batch))
-	args = append(args, ttl, now+ttl, now, s.k.journalCorr, entries, nil, 0)
+	args = append(args, ttl, s.k.inbox, now, s.k.journalCorr, entries, nil, 0)
 	for _, req := range batch {
 		keys = append(keys, s.k.inbox+req.member)
 		body = append(body, req.body...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -172,5 +173,62 @@ func TestSettlesShareARecord(t *testing.T) {
 		if len(h) != 2 || h[0].Seq != entries[i][0].Seq || h[1].Seq != entries[i][0].Seq+1 || h[1].EventID != fmt.Sprint("e", i, "-out") {
 			t.Fatalf("History of Settle %d: %+v; want its two entries, Seq %d and on", i, h, entries[i][0].Seq)
 		}
+	}
+}
+
+// TestSettleExpiryBuckets: the marks of a call of the settler share one
+// member of the inbox's expiry index, and ExpireInbox still removes each
+// mark once its window ends, and not before, even when it was made again
+// later (then a later member owns it).
+func TestSettleExpiryBuckets(t *testing.T) {
+	s, prefix := openPrefixed(t)
+	ctx := t.Context()
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	window := s.InboxRetention()
+	first := time.Now()
+	for _, id := range []string{"e1", "e2", "e3", "again"} {
+		if err := s.Settle(ctx, "g", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	members := rdb.ZRange(ctx, prefix+"inbox:expiry", 0, -1).Val()
+	if len(members) == 0 || len(members) > 4 {
+		t.Fatalf("the expiry index has %d members after four Settles", len(members))
+	}
+	for _, m := range members {
+		if !strings.HasPrefix(m, "b:") {
+			t.Fatalf("the expiry index has a member %q; want buckets (b:N) only", m)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // more than the second of margin
+	if err := s.Settle(ctx, "g", "again"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ExpireInbox(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("ExpireInbox now: %d, %v; want 0", n, err)
+	}
+	// Past the first marks' window, before the second mark of "again"'s.
+	n, err := s.ExpireInbox(ctx, first.Add(window+500*time.Millisecond))
+	if err != nil || n != 3 {
+		t.Fatalf("ExpireInbox past the first window: %d, %v; want 3", n, err)
+	}
+	for id, want := range map[string]bool{"e1": false, "e2": false, "e3": false, "again": true} {
+		if seen, err := s.Seen(ctx, "g", id); err != nil || seen != want {
+			t.Errorf("Seen(%s) = %v, %v; want %v", id, seen, err, want)
+		}
+	}
+	if n, err := s.ExpireInbox(ctx, time.Now().Add(window+2*time.Second)); err != nil || n != 1 {
+		t.Fatalf("ExpireInbox past the second window: %d, %v; want 1", n, err)
+	}
+	if seen, _ := s.Seen(ctx, "g", "again"); seen {
+		t.Error("the mark made again is still seen after its window")
+	}
+	if n := rdb.ZCard(ctx, prefix+"inbox:expiry").Val(); n != 0 {
+		t.Errorf("the expiry index keeps %d members after both windows", n)
 	}
 }

@@ -17,8 +17,11 @@ import (
 )
 
 // The inbox: one key per mark, with a TTL, so Redis expires marks by itself;
-// a sorted set of the marks by expiry lets ExpireInbox honour an explicit
-// time, and MarkSeen trims the entries of marks that have expired.
+// a sorted set by expiry lets ExpireInbox honour an explicit time, and
+// MarkSeen and the settler trim what has expired from it. Its members are
+// the marks MarkSeen made, and buckets: the marks of one call of the
+// settler, listed under "inbox:b:N" (one member, one list, for some fifteen
+// marks under load, where a member per mark cost Redis more than the marks).
 
 func (s *Store) inboxMember(group, id string) string { return lenPrefixed(group, id) }
 
@@ -81,11 +84,13 @@ func (s *Store) readInbox() {
 }
 
 // markSeenLua marks KEYS[1] for ARGV[1] ms and indexes it in KEYS[2] by
-// expiry (ARGV[2], member ARGV[3]), trimming marks expired by ARGV[4].
+// its expiry on Redis's clock (member ARGV[3]; see expireInboxScript),
+// trimming what expired by ARGV[4]. (ARGV[2] is unused.)
 const markSeenLua = `
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1]), ARGV[3])
 `
 
 var markSeenScript = redis.NewScript(markSeenLua + `return 1`)
@@ -115,14 +120,38 @@ func (s *Store) Forget(ctx context.Context, group, id string) error {
 // InboxRetention is how long marks are kept.
 func (s *Store) InboxRetention() time.Duration { return s.cfg.InboxRetention }
 
+// expireInboxScript removes up to ARGV[2] members of the expiry index
+// KEYS[1] scored by ARGV[1] at most, and their marks (ARGV[3] is the
+// inbox's prefix): a mark's own, or each of a bucket's. A mark made again
+// since it was indexed expires later than its member's score (by more than
+// a second: the margin for the clocks and rounding): a later member owns
+// it, and it stays. It returns how many marks it removed and how many
+// members.
 var expireInboxScript = redis.NewScript(`
-local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local n = 0
-for _, m in ipairs(ms) do
-  n = n + redis.call('DEL', ARGV[3] .. m)
+local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n, gone = 0, {}
+local function expire(key, score)
+  local ttl = redis.call('PTTL', key)
+  if ttl == -1 or (ttl >= 0 and now + ttl <= score + 1000) then
+    n = n + redis.call('DEL', key)
+  end
 end
-if #ms > 0 then redis.call('ZREM', KEYS[1], unpack(ms)) end
-return {n, #ms}`)
+for i = 1, #ms, 2 do
+  local m, score = ms[i], tonumber(ms[i+1])
+  gone[#gone+1] = m
+  if string.sub(m, 1, 2) == 'b:' then
+    for _, mark in ipairs(redis.call('LRANGE', ARGV[3] .. m, 0, -1)) do
+      expire(ARGV[3] .. mark, score)
+    end
+    redis.call('DEL', ARGV[3] .. m)
+  else
+    expire(ARGV[3] .. m, score)
+  end
+end
+if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+return {n, #gone}`)
 
 const expireBatch = 1000
 
