@@ -473,8 +473,9 @@ func (w *worker) startSettling(ctx context.Context) *settling {
 	s := &settling{pending: make(chan inflight, windowSize), done: make(chan struct{}), unsettled: map[string]chan struct{}{}}
 	go func() {
 		defer close(s.done)
+		free := context.WithoutCancel(ctx)
 		for f := range s.pending {
-			w.settle(ctx, f)
+			w.settle(ctx, free, f)
 			s.mu.Lock()
 			if s.unsettled[f.d.ID] == f.settled {
 				delete(s.unsettled, f.d.ID)
@@ -487,13 +488,13 @@ func (w *worker) startSettling(ctx context.Context) *settling {
 }
 
 // add starts f's commit, or sends its outputs, and puts f in the window,
-// waiting for room.
-func (s *settling) add(ctx context.Context, r *Runtime, f inflight) {
+// waiting for room. free is not cancelled: work taken is finished.
+func (s *settling) add(free context.Context, r *Runtime, f inflight) {
 	switch {
 	case r.asyncCommit != nil:
-		f.committed = r.asyncCommit.CommitAsync(context.WithoutCancel(ctx), f.c)
+		f.committed = r.asyncCommit.CommitAsync(free, f.c)
 	case len(f.c.Publish) > 0:
-		f.confirm = r.async.PublishAsync(context.WithoutCancel(ctx), f.c.ReplyTo, f.c.Publish...)
+		f.confirm = r.async.PublishAsync(free, f.c.ReplyTo, f.c.Publish...)
 	}
 	f.settled = make(chan struct{})
 	if f.d.ID != "" {
@@ -527,6 +528,9 @@ func (w *worker) run(ctx context.Context) {
 		window = w.startSettling(ctx)
 		defer window.close()
 	}
+	// The handler and the settlement are not cancelled by Stop: work taken
+	// is finished. (Made once: a context per delivery is garbage.)
+	free := context.WithoutCancel(ctx)
 	backoff := 10 * time.Millisecond
 	for {
 		// A transport may hand out a ready message even to a cancelled
@@ -552,9 +556,7 @@ func (w *worker) run(ctx context.Context) {
 		if window != nil {
 			window.waitFor(d.ID)
 		}
-		// The handler and the settlement are not cancelled by Stop: work
-		// taken is finished.
-		hctx, span := w.r.tracer.process(context.WithoutCancel(ctx), w.svc.Name, &d)
+		hctx, span := w.r.tracer.process(free, w.svc.Name, &d)
 		c, v := w.handle(hctx, d)
 		journalTrace(span, &d.Event, c.Journal)
 		f := inflight{d: d, c: c, v: v}
@@ -565,9 +567,9 @@ func (w *worker) run(ctx context.Context) {
 			if w.r.metrics != nil {
 				f.sent = time.Now()
 			}
-			window.add(ctx, w.r, f)
+			window.add(free, w.r, f)
 		} else {
-			w.settle(ctx, f)
+			w.settle(ctx, free, f)
 		}
 	}
 }
@@ -575,20 +577,20 @@ func (w *worker) run(ctx context.Context) {
 // settle applies a handled delivery's commit, once its outputs, if sent
 // already, are confirmed (or sent again, if they were not); a commit handed
 // to an AsyncCommitter already is waited for, and applied again only if it
-// failed.
-func (w *worker) settle(ctx context.Context, f inflight) {
+// failed. free is ctx without its cancellation.
+func (w *worker) settle(ctx, free context.Context, f inflight) {
 	c, d, v := f.c, f.d, f.v
 	published := len(c.Publish)
-	if f.confirm != nil && f.confirm(context.WithoutCancel(ctx)) == nil {
+	if f.confirm != nil && f.confirm(free) == nil {
 		w.r.metrics.confirmed(f.sent)
 		c.Publish = nil
 	}
 	for attempt := 1; ; attempt++ {
 		var err error
 		if attempt == 1 && f.committed != nil {
-			err = f.committed(context.WithoutCancel(ctx))
+			err = f.committed(free)
 		} else {
-			err = w.r.commit(context.WithoutCancel(ctx), w.sub, c)
+			err = w.r.commit(free, w.sub, c)
 		}
 		if err == nil || errors.Is(err, ErrDuplicate) {
 			if err != nil {

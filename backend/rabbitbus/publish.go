@@ -84,12 +84,14 @@ func (b *Bus) send(ctx context.Context, op string, out []outgoing) error {
 // duplicate the consumers' inbox absorbs.
 func (b *Bus) sendAsync(ctx context.Context, op string, out []outgoing) func(context.Context) error {
 	deadline := time.Now().Add(b.cfg.PublishTimeout)
-	first := func() sending {
-		ctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		return b.sendOnce(ctx, out)
-	}()
+	first := b.sendOnce(ctx, deadline, out)
 	return func(parent context.Context) error {
+		// Most often the confirms are back by the time the caller waits
+		// for them (the runtime waits once it has handled the next
+		// deliveries): then nothing needs a deadline.
+		if first.confirmed() {
+			return nil
+		}
 		ctx, cancel := context.WithDeadline(parent, deadline)
 		defer cancel()
 		s := first
@@ -112,7 +114,7 @@ func (b *Bus) sendAsync(ctx context.Context, op string, out []outgoing) func(con
 			case <-b.done:
 				return errClosed
 			}
-			s = b.sendOnce(ctx, again)
+			s = b.sendOnce(ctx, deadline, again)
 		}
 	}
 }
@@ -124,13 +126,19 @@ type sending struct {
 	err     error                        // why the rest were not sent, or the broker's refusal
 }
 
-// sendOnce publishes pending on the confirm channel without waiting.
-func (b *Bus) sendOnce(ctx context.Context, pending []outgoing) sending {
+// sendOnce publishes pending on the confirm channel without waiting; it
+// waits for a channel until deadline at most.
+func (b *Bus) sendOnce(ctx context.Context, deadline time.Time, pending []outgoing) sending {
 	s := sending{pending: pending}
-	ch, err := b.pubChannel(ctx)
-	if err != nil {
-		s.err = err
-		return s
+	ch := b.livePubChannel()
+	if ch == nil {
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		var err error
+		if ch, err = b.pubChannel(ctx); err != nil {
+			s.err = err
+			return s
+		}
 	}
 	s.confs = make([]*amqp.DeferredConfirmation, 0, len(pending))
 	for _, o := range pending {
@@ -142,6 +150,25 @@ func (b *Bus) sendOnce(ctx context.Context, pending []outgoing) sending {
 		s.confs = append(s.confs, dc)
 	}
 	return s
+}
+
+// confirmed reports, without waiting, whether every message of s was sent
+// and the broker has confirmed it.
+func (s *sending) confirmed() bool {
+	if s.err != nil || len(s.confs) != len(s.pending) {
+		return false
+	}
+	for _, dc := range s.confs {
+		select {
+		case <-dc.Done():
+			if !dc.Acked() {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // unconfirmed waits for the confirms of s and returns what must be sent
@@ -176,6 +203,23 @@ func (b *Bus) sendError(parent context.Context, op string, unconfirmed, total in
 	return baton.Errorf(baton.Unavailable, op,
 		"RabbitMQ at %s did not confirm %d of %d messages within the publish timeout (%v): %v",
 		b.redacted, unconfirmed, total, b.cfg.PublishTimeout, last)
+}
+
+// livePubChannel returns the long-lived confirm channel if it is open on
+// the current connection, and nil otherwise, without waiting.
+func (b *Bus) livePubChannel() *amqp.Channel {
+	b.pub.mu.Lock()
+	conn := b.pub.conn
+	b.pub.mu.Unlock()
+	if conn == nil || conn.IsClosed() {
+		return nil
+	}
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	if b.pch != nil && !b.pch.IsClosed() && b.pchConn == conn {
+		return b.pch
+	}
+	return nil
 }
 
 // pubChannel returns the long-lived confirm channel, opening it on the

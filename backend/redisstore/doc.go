@@ -20,9 +20,13 @@
 // Every key starts with Config.Prefix (default "baton:"):
 //
 //	inbox:LEN:GROUP:ID      one mark, with a TTL of the retention window
-//	inbox:expiry            sorted set: marks by expiry (ExpireInbox)
-//	journal:seq, journal    counter, stream of entries (ID = Seq-0)
-//	journal:corr:ID         list of one correlation id's Seq
+//	inbox:expiry            sorted set by expiry (ExpireInbox): MarkSeen's marks, and
+//	                        buckets b:N, the marks of one call of the settler
+//	inbox:b:N, inbox:buckets  a bucket's list of marks (expiring with them), its counter
+//	journal:seq, journal    counter, stream of records of entries (ID = the
+//	                        Seq of the record's last entry, "-0"; one write's
+//	                        entries in one record)
+//	journal:corr:ID         list of the records holding one correlation id's entries
 //	dead:seq, dead, dead:ids
 //	run:ID                  hash: document, revision, status, flow, key, index members
 //	runs:keys               hash: LEN:FLOW:KEY -> run id

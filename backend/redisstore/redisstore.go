@@ -60,7 +60,7 @@ type Store struct {
 
 // keys are the fixed key names, and the prefixes of the others.
 type keys struct {
-	inbox, inboxExpiry                   string
+	inbox, inboxExpiry, inboxBuckets     string
 	journalSeq, journal, journalCorr     string
 	deadSeq, dead, deadIDs               string
 	run, runKeys                         string
@@ -71,7 +71,7 @@ type keys struct {
 
 func newKeys(p string) keys {
 	return keys{
-		inbox: p + "inbox:", inboxExpiry: p + "inbox:expiry",
+		inbox: p + "inbox:", inboxExpiry: p + "inbox:expiry", inboxBuckets: p + "inbox:buckets",
 		journalSeq: p + "journal:seq", journal: p + "journal", journalCorr: p + "journal:corr:",
 		deadSeq: p + "dead:seq", dead: p + "dead", deadIDs: p + "dead:ids",
 		run: p + "run:", runKeys: p + "runs:keys",

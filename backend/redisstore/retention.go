@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,21 +38,19 @@ type stamped struct {
 	CorrelationID string    `json:"correlationid"`
 }
 
-// entryStamp is stampOf for a journal entry, which is kept in the binary
-// encoding (store.AppendEntry) or, written before it, as JSON.
-func entryStamp(v string) stamped {
-	e, _ := store.ParseEntry(0, []byte(v)) // an entry that does not decode has no time: it is old
-	return stamped{Time: e.Time, CorrelationID: e.CorrelationID}
-}
-
 func stampOf(v string) stamped {
 	var st stamped
 	_ = json.Unmarshal([]byte(v), &st)
 	return st
 }
 
-// sweepJournal deletes the entries of the journal stream, oldest first, up
-// to the first that is not old, with their Seq in their correlation's list.
+// sweepJournal deletes the records of the journal stream, oldest first, up
+// to the first that is not old, with their ids in their correlations'
+// lists. A record is old when its newest entry is (the entries of one
+// write are as old as each other, give or take the write); one that does
+// not decode has no time, and is old. Each record is deleted by an XDEL of
+// its own, so that a sweep counts the entries of the records it deleted,
+// and not those another process's sweep deleted first.
 func (s *Store) sweepJournal(ctx context.Context, cutoff time.Time) (int, error) {
 	total := 0
 	for {
@@ -59,25 +58,38 @@ func (s *Store) sweepJournal(ctx context.Context, cutoff time.Time) (int, error)
 		if err != nil {
 			return total, fail("sweep journal", err)
 		}
-		var ids []string
-		var corrs []stamped
+		type old struct {
+			id    string
+			n     int
+			corrs []string
+		}
+		var olds []old
 		for _, m := range msgs {
-			v, _ := m.Values["e"].(string)
-			st := entryStamp(v)
-			if !st.Time.Before(cutoff) {
+			es, _ := recordOf(m)
+			o := old{id: m.ID, n: max(len(es), 1)}
+			young := false
+			for _, e := range es {
+				if !e.Time.Before(cutoff) {
+					young = true
+				}
+				if e.CorrelationID != "" && !slices.Contains(o.corrs, e.CorrelationID) {
+					o.corrs = append(o.corrs, e.CorrelationID)
+				}
+			}
+			if young {
 				break
 			}
-			ids, corrs = append(ids, m.ID), append(corrs, st)
+			olds = append(olds, o)
 		}
-		if len(ids) == 0 {
+		if len(olds) == 0 {
 			return total, nil
 		}
-		var del *redis.IntCmd
+		dels := make([]*redis.IntCmd, len(olds))
 		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			del = p.XDel(ctx, s.k.journal, ids...)
-			for i, st := range corrs {
-				if st.CorrelationID != "" {
-					p.LRem(ctx, s.k.journalCorr+st.CorrelationID, 1, strings.TrimSuffix(ids[i], "-0"))
+			for i, o := range olds {
+				dels[i] = p.XDel(ctx, s.k.journal, o.id)
+				for _, c := range o.corrs {
+					p.LRem(ctx, s.k.journalCorr+c, 1, strings.TrimSuffix(o.id, "-0"))
 				}
 			}
 			return nil
@@ -85,8 +97,10 @@ func (s *Store) sweepJournal(ctx context.Context, cutoff time.Time) (int, error)
 		if err != nil {
 			return total, fail("sweep journal", err)
 		}
-		total += int(del.Val())
-		if len(ids) < len(msgs) || len(msgs) < sweepBatch {
+		for i, o := range olds {
+			total += int(dels[i].Val()) * o.n
+		}
+		if len(olds) < len(msgs) || len(msgs) < sweepBatch {
 			return total, nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,5 +117,118 @@ func TestClosedSettleSeen(t *testing.T) {
 	}
 	if _, err := s.Seen(ctx, "g", "e"); baton.ErrorCode(err) != baton.Unavailable {
 		t.Errorf("Seen on a closed store: %v; want code %q", err, baton.Unavailable)
+	}
+}
+
+// TestSettlesShareARecord: the Settles the settler gathers into one call
+// journal their entries as one stream record, and each still reads back
+// its own from History, with its own Seqs.
+func TestSettlesShareARecord(t *testing.T) {
+	s, prefix := openPrefixed(t)
+	ctx := t.Context()
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	// Redis holds writes while the Settles queue up behind the first one's
+	// call: the settler gathers the rest into its next call.
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 2000, "WRITE").Err(); err != nil {
+		t.Skipf("CLIENT PAUSE: %v", err)
+	}
+	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	const n = 20
+	entries := make([][]store.Entry, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		entries[i] = []store.Entry{
+			{Time: time.Now().UTC(), CorrelationID: fmt.Sprint("c", i), Outcome: store.Handled, EventID: fmt.Sprint("e", i), Group: "g"},
+			{Time: time.Now().UTC(), CorrelationID: fmt.Sprint("c", i), Outcome: store.Published, EventID: fmt.Sprint("e", i, "-out")},
+		}
+		wg.Go(func() { errs[i] = s.Settle(ctx, "g", fmt.Sprint("e", i), entries[i]...) })
+		if i == 0 {
+			time.Sleep(50 * time.Millisecond) // the first call goes out alone
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := rdb.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Settle %d: %v", i, err)
+		}
+	}
+	if got := rdb.XLen(ctx, prefix+"journal").Val(); got != 2 {
+		t.Errorf("%d Settles in two calls of the settler wrote %d stream records; want 2", n, got)
+	}
+	for i := range n {
+		h, err := s.History(ctx, fmt.Sprint("c", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) != 2 || h[0].Seq != entries[i][0].Seq || h[1].Seq != entries[i][0].Seq+1 || h[1].EventID != fmt.Sprint("e", i, "-out") {
+			t.Fatalf("History of Settle %d: %+v; want its two entries, Seq %d and on", i, h, entries[i][0].Seq)
+		}
+	}
+}
+
+// TestSettleExpiryBuckets: the marks of a call of the settler share one
+// member of the inbox's expiry index, and ExpireInbox still removes each
+// mark once its window ends, and not before, even when it was made again
+// later (then a later member owns it).
+func TestSettleExpiryBuckets(t *testing.T) {
+	s, prefix := openPrefixed(t)
+	ctx := t.Context()
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	window := s.InboxRetention()
+	first := time.Now()
+	for _, id := range []string{"e1", "e2", "e3", "again"} {
+		if err := s.Settle(ctx, "g", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	members := rdb.ZRange(ctx, prefix+"inbox:expiry", 0, -1).Val()
+	if len(members) == 0 || len(members) > 4 {
+		t.Fatalf("the expiry index has %d members after four Settles", len(members))
+	}
+	for _, m := range members {
+		if !strings.HasPrefix(m, "b:") {
+			t.Fatalf("the expiry index has a member %q; want buckets (b:N) only", m)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // more than the second of margin
+	if err := s.Settle(ctx, "g", "again"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ExpireInbox(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("ExpireInbox now: %d, %v; want 0", n, err)
+	}
+	// Past the first marks' window, before the second mark of "again"'s.
+	n, err := s.ExpireInbox(ctx, first.Add(window+500*time.Millisecond))
+	if err != nil || n != 3 {
+		t.Fatalf("ExpireInbox past the first window: %d, %v; want 3", n, err)
+	}
+	for id, want := range map[string]bool{"e1": false, "e2": false, "e3": false, "again": true} {
+		if seen, err := s.Seen(ctx, "g", id); err != nil || seen != want {
+			t.Errorf("Seen(%s) = %v, %v; want %v", id, seen, err, want)
+		}
+	}
+	if n, err := s.ExpireInbox(ctx, time.Now().Add(window+2*time.Second)); err != nil || n != 1 {
+		t.Fatalf("ExpireInbox past the second window: %d, %v; want 1", n, err)
+	}
+	if seen, _ := s.Seen(ctx, "g", "again"); seen {
+		t.Error("the mark made again is still seen after its window")
+	}
+	if n := rdb.ZCard(ctx, prefix+"inbox:expiry").Val(); n != 0 {
+		t.Errorf("the expiry index keeps %d members after both windows", n)
 	}
 }

@@ -2,8 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,8 +17,11 @@ import (
 )
 
 // The inbox: one key per mark, with a TTL, so Redis expires marks by itself;
-// a sorted set of the marks by expiry lets ExpireInbox honour an explicit
-// time, and MarkSeen trims the entries of marks that have expired.
+// a sorted set by expiry lets ExpireInbox honour an explicit time, and
+// MarkSeen and the settler trim what has expired from it. Its members are
+// the marks MarkSeen made, and buckets: the marks of one call of the
+// settler, listed under "inbox:b:N" (one member, one list, for some fifteen
+// marks under load, where a member per mark cost Redis more than the marks).
 
 func (s *Store) inboxMember(group, id string) string { return lenPrefixed(group, id) }
 
@@ -79,11 +84,13 @@ func (s *Store) readInbox() {
 }
 
 // markSeenLua marks KEYS[1] for ARGV[1] ms and indexes it in KEYS[2] by
-// expiry (ARGV[2], member ARGV[3]), trimming marks expired by ARGV[4].
+// its expiry on Redis's clock (member ARGV[3]; see expireInboxScript),
+// trimming what expired by ARGV[4]. (ARGV[2] is unused.)
 const markSeenLua = `
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1]), ARGV[3])
 `
 
 var markSeenScript = redis.NewScript(markSeenLua + `return 1`)
@@ -113,14 +120,38 @@ func (s *Store) Forget(ctx context.Context, group, id string) error {
 // InboxRetention is how long marks are kept.
 func (s *Store) InboxRetention() time.Duration { return s.cfg.InboxRetention }
 
+// expireInboxScript removes up to ARGV[2] members of the expiry index
+// KEYS[1] scored by ARGV[1] at most, and their marks (ARGV[3] is the
+// inbox's prefix): a mark's own, or each of a bucket's. A mark made again
+// since it was indexed expires later than its member's score (by more than
+// a second: the margin for the clocks and rounding): a later member owns
+// it, and it stays. It returns how many marks it removed and how many
+// members.
 var expireInboxScript = redis.NewScript(`
-local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local n = 0
-for _, m in ipairs(ms) do
-  n = n + redis.call('DEL', ARGV[3] .. m)
+local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n, gone = 0, {}
+local function expire(key, score)
+  local ttl = redis.call('PTTL', key)
+  if ttl == -1 or (ttl >= 0 and now + ttl <= score + 1000) then
+    n = n + redis.call('DEL', key)
+  end
 end
-if #ms > 0 then redis.call('ZREM', KEYS[1], unpack(ms)) end
-return {n, #ms}`)
+for i = 1, #ms, 2 do
+  local m, score = ms[i], tonumber(ms[i+1])
+  gone[#gone+1] = m
+  if string.sub(m, 1, 2) == 'b:' then
+    for _, mark in ipairs(redis.call('LRANGE', ARGV[3] .. m, 0, -1)) do
+      expire(ARGV[3] .. mark, score)
+    end
+    redis.call('DEL', ARGV[3] .. m)
+  else
+    expire(ARGV[3] .. m, score)
+  end
+end
+if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+return {n, #gone}`)
 
 const expireBatch = 1000
 
@@ -145,26 +176,39 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-// The journal: a counter for Seq, a stream of the entries whose ids are
-// "Seq-0" (so Since is one XRANGE), and a list of Seq per correlation id.
+// The journal: a counter for Seq, a stream of records, and a list per
+// correlation id of the records that hold its entries. A record holds the
+// entries of one write (an Append, or the Settles of one call of the
+// settler), numbered consecutively; its id is "Seq-0" with the Seq of its
+// last entry, so that Since is one XRANGE from the Seq after the last one
+// read, whose first record may begin before it. A record of one entry
+// keeps it in the field "e", as every record was written before records
+// held several (their lists hold each entry's Seq, which is its record's
+// id); a record of several keeps them in "es" (see appendEntries). The
+// journal is written on every settlement, several entries at a time: one
+// XADD per write and one RPUSH per correlation id in it, instead of one of
+// each per entry, saves most of what Redis spent on it.
 
-// appendLua appends journal entries: KEYS[k] is the counter and KEYS[k+1]
-// the stream; ARGV[a] the prefix of the per-correlation lists, and the
-// (correlation id, entry) pairs follow it. It returns the entries' Seqs.
+// appendLua appends one record: KEYS[k] is the counter and KEYS[k+1] the
+// stream; ARGV[a] the prefix of the per-correlation lists, then the
+// record's arguments (recordArgs): its number of entries, field, value,
+// the number of its correlation ids and those. It returns the Seq of the
+// record's last entry.
 func appendLua(k, a int) string {
 	return fmt.Sprintf(`
-local seqs = {}
-for i = %[2]d + 1, #ARGV, 2 do
-  local seq = redis.call('INCR', KEYS[%[1]d])
-  redis.call('XADD', KEYS[%[1]d + 1], seq .. '-0', 'e', ARGV[i+1])
-  if ARGV[i] ~= '' then redis.call('RPUSH', ARGV[%[2]d] .. ARGV[i], seq) end
-  seqs[#seqs+1] = seq
+local n = tonumber(ARGV[%[2]d + 1])
+local seq = redis.call('INCRBY', KEYS[%[1]d], n)
+redis.call('XADD', KEYS[%[1]d + 1], seq .. '-0', ARGV[%[2]d + 2], ARGV[%[2]d + 3])
+for i = %[2]d + 5, %[2]d + 4 + tonumber(ARGV[%[2]d + 4]) do
+  redis.call('RPUSH', ARGV[%[2]d] .. ARGV[i], seq)
 end
-return seqs`, k, a)
+return seq`, k, a)
 }
 
 var appendScript = redis.NewScript(appendLua(1, 1))
 
+// historyScript returns, for each record in a correlation's list, its last
+// Seq, its field and its value.
 var historyScript = redis.NewScript(`
 local seqs = redis.call('LRANGE', KEYS[1], 0, -1)
 local out = {}
@@ -172,6 +216,7 @@ for _, q in ipairs(seqs) do
   local e = redis.call('XRANGE', KEYS[2], q, q)
   if e[1] then
     out[#out+1] = q
+    out[#out+1] = e[1][2][1]
     out[#out+1] = e[1][2][2]
   end
 end
@@ -183,49 +228,130 @@ func (s *Store) Append(ctx context.Context, entries ...store.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	args := s.appendArgs(entries)
-	seqs, err := appendScript.Run(ctx, s.rdb, []string{s.k.journalSeq, s.k.journal}, args...).Int64Slice()
+	args := s.recordArgs(entries, s.k.journalCorr)
+	last, err := appendScript.Run(ctx, s.rdb, []string{s.k.journalSeq, s.k.journal}, args...).Int64()
 	if err != nil {
 		return fail("journal", err)
 	}
-	setSeqs(entries, seqs)
+	setSeqs(entries, last)
 	return nil
 }
 
-// appendArgs are the arguments of appendLua after those given: the prefix
-// of the per-correlation lists, then each entry's correlation id and
-// encoding (store.AppendEntry), all in one buffer.
-func (s *Store) appendArgs(entries []store.Entry, before ...any) []any {
-	args := append(before, s.k.journalCorr)
-	n := 0
+// recordArgs appends to before the arguments that write entries as one
+// record: their number, the record's field and value (appendRecord), the
+// number of distinct non-empty correlation ids among them, and those.
+func (s *Store) recordArgs(entries []store.Entry, before ...any) []any {
+	field, value := appendRecord(entries)
+	args := append(before, len(entries), field, value, 0)
+	count := len(args) - 1
+	args = appendCorrelations(args, entries, nil)
+	args[count] = len(args) - count - 1
+	return args
+}
+
+// appendCorrelations appends to args the distinct non-empty correlation ids
+// of entries that are not in seen (nil: none), and adds them to seen.
+func appendCorrelations(args []any, entries []store.Entry, seen map[string]bool) []any {
 	for i := range entries {
-		n += store.EntrySize(&entries[i])
-	}
-	buf := make([]byte, 0, n)
-	for i := range entries {
-		start := len(buf)
-		buf = store.AppendEntry(buf, &entries[i])
-		args = append(args, entries[i].CorrelationID, buf[start:len(buf):len(buf)])
+		c := entries[i].CorrelationID
+		if c == "" || seen[c] || seen == nil && slices.ContainsFunc(entries[:i], func(e store.Entry) bool { return e.CorrelationID == c }) {
+			continue
+		}
+		if seen != nil {
+			seen[c] = true
+		}
+		args = append(args, c)
 	}
 	return args
 }
 
-func setSeqs(entries []store.Entry, seqs []int64) {
+// appendRecord encodes entries as one record's field and value: one entry
+// as "e" and its encoding (store.AppendEntry), several as "es" and
+// appendEntries's.
+func appendRecord(entries []store.Entry) (field string, value []byte) {
+	if len(entries) == 1 {
+		return "e", store.AppendEntry(make([]byte, 0, store.EntrySize(&entries[0])), &entries[0])
+	}
+	return "es", appendEntries(nil, entries)
+}
+
+// appendEntries appends to b each entry's length (a uvarint) and encoding,
+// one after another: the value of a record's "es", which may be the
+// concatenation of several such runs.
+func appendEntries(b []byte, entries []store.Entry) []byte {
+	n, most := len(b), 0
 	for i := range entries {
-		if i < len(seqs) {
-			entries[i].Seq = uint64(seqs[i])
-		}
+		size := store.EntrySize(&entries[i])
+		n, most = n+binary.MaxVarintLen32+size, max(most, size)
+	}
+	// Each entry is encoded in one (EntrySize bounds its size), then
+	// copied after its length.
+	buf := make([]byte, len(b), n+most)
+	copy(buf, b)
+	one := buf[n : n : n+most]
+	buf = buf[:len(b):n]
+	for i := range entries {
+		one = store.AppendEntry(one[:0], &entries[i])
+		buf = binary.AppendUvarint(buf, uint64(len(one)))
+		buf = append(buf, one...)
+	}
+	return buf
+}
+
+// setSeqs numbers entries, written as one record, up to last.
+func setSeqs(entries []store.Entry, last int64) {
+	first := uint64(last) - uint64(len(entries)) + 1
+	for i := range entries {
+		entries[i].Seq = first + uint64(i)
 	}
 }
 
-// decodeEntry reads an entry of the journal stream: binary, or JSON as
-// entries were written before.
-func decodeEntry(seq uint64, v string) (store.Entry, error) {
-	e, err := store.ParseEntry(seq, []byte(v))
-	if err != nil {
-		return e, corrupt("journal", err)
+// decodeRecord reads the entries of the journal record whose last Seq is
+// last, from its field and value: one entry, binary or JSON as entries
+// were written before, under "e"; several under "es".
+func decodeRecord(last uint64, field, v string) ([]store.Entry, error) {
+	if field != "es" {
+		e, err := store.ParseEntry(last, []byte(v))
+		if err != nil {
+			return nil, corrupt("journal", err)
+		}
+		return []store.Entry{e}, nil
 	}
-	return e, nil
+	var out []store.Entry
+	b := []byte(v)
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, corrupt("journal", fmt.Errorf("record %d: a truncated entry", last))
+		}
+		e, err := store.ParseEntry(0, b[k:k+int(n)])
+		if err != nil {
+			return nil, corrupt("journal", err)
+		}
+		out = append(out, e)
+		b = b[k+int(n):]
+	}
+	if uint64(len(out)) > last {
+		return nil, corrupt("journal", fmt.Errorf("record %d holds %d entries", last, len(out)))
+	}
+	first := last - uint64(len(out)) + 1
+	for i := range out {
+		out[i].Seq = first + uint64(i)
+	}
+	return out, nil
+}
+
+// recordOf reads a record from a stream message.
+func recordOf(m redis.XMessage) ([]store.Entry, error) {
+	last, err := strconv.ParseUint(strings.TrimSuffix(m.ID, "-0"), 10, 64)
+	if err != nil {
+		return nil, corrupt("journal", err)
+	}
+	if v, ok := m.Values["es"].(string); ok {
+		return decodeRecord(last, "es", v)
+	}
+	v, _ := m.Values["e"].(string)
+	return decodeRecord(last, "e", v)
 }
 
 // History returns one correlation id's entries in order.
@@ -235,17 +361,23 @@ func (s *Store) History(ctx context.Context, correlationID string) ([]store.Entr
 		return nil, fail("journal", err)
 	}
 	a := strs(v)
-	out := make([]store.Entry, 0, len(a)/2)
-	for i := 0; i+1 < len(a); i += 2 {
-		seq, err := strconv.ParseUint(a[i], 10, 64)
+	out := make([]store.Entry, 0, len(a)/3)
+	for i := 0; i+2 < len(a); i += 3 {
+		last, err := strconv.ParseUint(a[i], 10, 64)
 		if err != nil {
 			return nil, corrupt("journal", err)
 		}
-		e, err := decodeEntry(seq, a[i+1])
+		es, err := decodeRecord(last, a[i+1], a[i+2])
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		for _, e := range es {
+			// A record of several holds the entries of one write,
+			// whatever their correlation ids.
+			if len(es) == 1 || e.CorrelationID == correlationID {
+				out = append(out, e)
+			}
+		}
 	}
 	return out, nil
 }
@@ -255,22 +387,23 @@ func (s *Store) Since(ctx context.Context, after uint64, limit int) ([]store.Ent
 	if limit <= 0 {
 		return nil, nil
 	}
+	// The first record may hold entries up to after too; each holds one at
+	// least, so limit records hold limit entries past after.
 	msgs, err := s.rdb.XRangeN(ctx, s.k.journal, strconv.FormatUint(after+1, 10), "+", int64(limit)).Result()
 	if err != nil {
 		return nil, fail("journal", err)
 	}
 	out := make([]store.Entry, 0, len(msgs))
 	for _, m := range msgs {
-		seq, err := strconv.ParseUint(strings.TrimSuffix(m.ID, "-0"), 10, 64)
-		if err != nil {
-			return nil, corrupt("journal", err)
-		}
-		v, _ := m.Values["e"].(string)
-		e, err := decodeEntry(seq, v)
+		es, err := recordOf(m)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		for _, e := range es {
+			if e.Seq > after && len(out) < limit {
+				out = append(out, e)
+			}
+		}
 	}
 	return out, nil
 }
