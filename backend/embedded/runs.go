@@ -127,29 +127,73 @@ func (b *Backend) SaveRunAcking(ctx context.Context, r store.Run, out []store.Ou
 	return b.saveRun(ctx, r, out, &d, journal)
 }
 
+// SaveRunAckingAsync is SaveRunAcking that returns once the writer has
+// taken the save, before it is durable: err is a save refused before
+// anything was written (a conflict, an unknown run, bad input), and
+// otherwise the saves that follow, which the writer applies in the order
+// they are taken, already see this one. durable waits until the save is
+// on disk and returns what SaveRunAcking would have (an error then is the
+// round's or the disk's, and the delivery is not acknowledged); it must be
+// called, once. A coordinator handles its next reply meanwhile, as a
+// service's consumer does with CommitAsync.
+func (b *Backend) SaveRunAckingAsync(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (_ store.Run, durable func(context.Context) error, _ error) {
+	sub, rec, err := claimDelivery(&d)
+	if err != nil {
+		return r, nil, err
+	}
+	saved, done, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
+	if err != nil {
+		sub.release(rec.seq, err)
+		return r, nil, err
+	}
+	return saved, func(context.Context) error {
+		err := <-done
+		sub.release(rec.seq, err)
+		return err
+	}, nil
+}
+
 func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound, d *bus.Delivery, journal []store.Entry) (store.Run, error) {
 	var sub *subscription
 	var rec record
 	if d != nil {
-		ref, ok := d.Ref.(*inflight)
-		if !ok {
-			return r, baton.Errorf(baton.Invalid, "save run", "delivery is not from this backend")
-		}
-		if err := ref.sub.claim(ref); err != nil {
+		var err error
+		if sub, rec, err = claimDelivery(d); err != nil {
 			return r, err
 		}
-		sub, rec = ref.sub, ref.rec
 	}
-	saved, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
+	saved, done, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
+	if err == nil {
+		err = <-done
+	}
+	if err != nil {
+		saved = r
+	}
 	if sub != nil {
 		sub.release(rec.seq, err)
 	}
 	return saved, err
 }
 
-func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record, journal []store.Entry) (store.Run, error) {
+// claimDelivery claims d, a delivery of this backend, for the write that
+// settles it.
+func claimDelivery(d *bus.Delivery) (*subscription, record, error) {
+	ref, ok := d.Ref.(*inflight)
+	if !ok {
+		return nil, record{}, baton.Errorf(baton.Invalid, "save run", "delivery is not from this backend")
+	}
+	if err := ref.sub.claim(ref); err != nil {
+		return nil, record{}, err
+	}
+	return ref.sub, ref.rec, nil
+}
+
+// saveRunSettling hands the save to the writer and returns once the writer
+// has taken it (err: refused, nothing written); done then receives nil once
+// it is durable, or the error that kept it from being written.
+func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record, journal []store.Entry) (_ store.Run, done <-chan error, _ error) {
 	if err := validJSON(r); err != nil {
-		return r, err
+		return r, nil, err
 	}
 	expect := r.Rev
 	r.Rev++
@@ -159,10 +203,13 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 	doc := store.AppendRun(nil, &r)
 	msgs, err := encodeOutbound(out)
 	if err != nil {
-		return r, err
+		r.Rev = expect
+		return r, nil, err
 	}
 	entries := encodeEntries(journal)
-	err = b.write(func(w *round) error {
+	taken := make(chan error, 1) // fn's verdict, before the round is applied
+	done = b.submit(func(w *round) (err error) {
+		defer func() { taken <- err }()
 		got, wake, ok, err := w.revision(r.ID)
 		if err != nil {
 			return err
@@ -199,11 +246,23 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 		}
 		return w.send(msgs)
 	})
+	select {
+	case err = <-taken:
+		if err != nil {
+			err = <-done // the same error, or the round's when fn failed half-way
+		}
+	case err = <-done:
+		// Refused before fn ran (the backend is closed or failed), or
+		// already durable: done was read, so it is given again.
+		again := make(chan error, 1)
+		again <- err
+		done = again
+	}
 	if err != nil {
 		r.Rev = expect
-		return r, err
+		return r, nil, err
 	}
-	return r, nil
+	return r, done, nil
 }
 
 // validJSON checks the raw members of a run, which AppendRun writes as
