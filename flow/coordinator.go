@@ -120,6 +120,10 @@ type stripe struct {
 	// durable, what is closed once that transition is settled: the next
 	// transition of the run does what it asks (after) only then, so that a
 	// run's notes, calls and metrics keep the order of its transitions.
+	// It has a lock of its own: settling, which empties it, would wait
+	// otherwise for the transitions that hold the stripe while the writer
+	// takes their saves.
+	settling  sync.Mutex
 	unsettled map[string]chan struct{}
 }
 
@@ -643,11 +647,13 @@ func (c *Coordinator) save(ctx context.Context, id string, fn func(*exec) error,
 		// Remembered before it is durable: the next transition of the run
 		// is saved after this one, and fails with it.
 		s.remember(saved)
+		s.settling.Lock()
 		u := &unsettled{id: id, x: x, run: saved, durable: durable, prev: s.unsettled[id], done: make(chan struct{})}
 		if s.unsettled == nil {
 			s.unsettled = make(map[string]chan struct{})
 		}
 		s.unsettled[id] = u.done
+		s.settling.Unlock()
 		return saved, ok && d != nil, u, nil
 	}
 }
@@ -670,18 +676,20 @@ func (c *Coordinator) settle(ctx context.Context, u *unsettled) error {
 		c.after(ctx, u.x, u.run)
 	}
 	replied(u.span, u.run, u.path, err)
-	// Settling waits for nothing with a stripe locked, and saving (which
-	// holds the lock) waits for no settling: the two cannot deadlock.
+	// Settling waits for nothing with a lock held, and saving (which holds
+	// the stripe) waits for no settling: the two cannot deadlock.
 	close(u.done)
 	s := c.stripe(u.id)
-	s.Lock()
+	s.settling.Lock()
 	if s.unsettled[u.id] == u.done {
 		delete(s.unsettled, u.id)
 	}
+	s.settling.Unlock()
 	if err != nil {
+		s.Lock()
 		delete(s.runs, u.id) // it holds what was not saved, or what followed it
+		s.Unlock()
 	}
-	s.Unlock()
 	return err
 }
 
