@@ -571,8 +571,8 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 	if u == nil || u.durable != nil {
 		return run, acked, u, err
 	}
-	// Durable already; settled here, with the stripe unlocked: the run's
-	// transition before may be unsettled still, and settling takes the lock.
+	// Durable already; settled here, with the stripe unlocked: settling
+	// waits for the run's transition before, which may be unsettled still.
 	c.settle(ctx, u)
 	return run, acked, nil, err
 }
