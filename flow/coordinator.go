@@ -108,6 +108,7 @@ type Coordinator struct {
 	stopped chan struct{}
 	stop    sync.Once
 	kick    chan struct{} // a transition left messages in the store's outbox
+	async   asyncAcker    // the store's, if it can save a transition before it is durable
 }
 
 var _ Starter = (*Coordinator)(nil)
@@ -115,6 +116,15 @@ var _ Starter = (*Coordinator)(nil)
 type stripe struct {
 	sync.Mutex
 	runs map[string]store.Run
+	// unsettled holds, for a run with a transition saved but not yet
+	// durable, what is closed once that transition is settled: the next
+	// transition of the run does what it asks (after) only then, so that a
+	// run's notes, calls and metrics keep the order of its transitions.
+	// It has a lock of its own: settling, which empties it, would wait
+	// otherwise for the transitions that hold the stripe while the writer
+	// takes their saves.
+	settling  sync.Mutex
+	unsettled map[string]chan struct{}
 }
 
 // maxCachedPerStripe bounds the cache: past it a stripe forgets its runs.
@@ -178,6 +188,9 @@ func New(cfg Config) (*Coordinator, error) {
 	var err error
 	if c.metrics, err = newMetrics(cfg); err != nil {
 		return nil, fmt.Errorf("flow.New: metrics: %w", err)
+	}
+	if a, ok := cfg.Store.(asyncAcker); ok {
+		c.async = c.metrics.timedAsync(a)
 	}
 	c.cfg.Store = c.metrics.timed(cfg.Store)
 	for _, s := range cfg.Services {
@@ -513,7 +526,7 @@ func (c *Coordinator) Signal(ctx context.Context, id string, e baton.Event) (sto
 // saves it with what it sends; a concurrent save by another coordinator
 // makes it start over from the stored run.
 func (c *Coordinator) transition(ctx context.Context, id string, fn func(*exec) error) (store.Run, error) {
-	run, _, err := c.transitionAcking(ctx, id, fn, nil)
+	run, _, _, err := c.transitionAcking(ctx, id, fn, nil, false)
 	return run, err
 }
 
@@ -525,9 +538,48 @@ type acker interface {
 	SaveRunAcking(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, error)
 }
 
+// asyncAcker is an acker whose save returns once the store has taken it,
+// in order, and is waited for apart (the embedded backend: its writer
+// groups the saves waiting into one fsync). The coordinator then handles
+// its next replies while the saves of earlier ones wait for the disk; see
+// settle.
+type asyncAcker interface {
+	SaveRunAckingAsync(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, func(context.Context) error, error)
+}
+
+// unsettled is a transition saved by an asyncAcker and not yet durable.
+type unsettled struct {
+	id      string
+	x       *exec
+	run     store.Run
+	durable func(context.Context) error
+	prev    <-chan struct{} // the run's transition before, if unsettled when this one was saved
+	done    chan struct{}
+	span    trace.Span
+	path    string
+	d       bus.Delivery
+}
+
 // transitionAcking is transition for a reply d, which it acknowledges with
-// the save when the store can (acked says whether it did).
-func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*exec) error, d *bus.Delivery) (_ store.Run, acked bool, _ error) {
+// the save when the store can (acked says whether it did). With early set
+// and an asyncAcker, it returns once the save is taken, before it is
+// durable: u is then to be settled (settle), and acked is true. The stripe
+// is locked until the save is taken, so the transitions of a run are
+// saved in order, each from the one before.
+func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*exec) error, d *bus.Delivery, early bool) (_ store.Run, acked bool, _ *unsettled, _ error) {
+	run, acked, u, err := c.save(ctx, id, fn, d, early)
+	if u == nil || u.durable != nil {
+		return run, acked, u, err
+	}
+	// Durable already; settled here, with the stripe unlocked: settling
+	// waits for the run's transition before, which may be unsettled still.
+	c.settle(ctx, u)
+	return run, acked, nil, err
+}
+
+// save is transitionAcking's transition and save, under the stripe's lock:
+// u is the saved transition, not yet settled, durable or not.
+func (c *Coordinator) save(ctx context.Context, id string, fn func(*exec) error, d *bus.Delivery, early bool) (_ store.Run, acked bool, u *unsettled, _ error) {
 	s := c.stripe(id)
 	s.Lock()
 	defer s.Unlock()
@@ -538,12 +590,12 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 		} else {
 			var err error
 			if run, err = c.cfg.Store.Run(ctx, id); err != nil {
-				return run, false, err
+				return run, false, nil, err
 			}
 		}
 		f, err := c.Flow(run.Flow, run.Version)
 		if err != nil {
-			return run, false, fmt.Errorf("run %s: %w", id, err)
+			return run, false, nil, fmt.Errorf("run %s: %w", id, err)
 		}
 		now := time.Now().UTC()
 		x := c.exec(&run, f, now)
@@ -554,18 +606,19 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 				delete(s.runs, id)
 				continue
 			}
-			return run, false, err
+			return run, false, nil, err
 		}
 		if !x.changed {
 			if cached {
 				delete(s.runs, id)
 				continue
 			}
-			return run, false, nil
+			return run, false, nil, nil
 		}
 		x.advance()
 		run.Updated = now
 		var saved store.Run
+		var durable func(context.Context) error
 		a, ok := c.cfg.Store.(acker)
 		if ok && d != nil {
 			var end []store.Entry
@@ -573,7 +626,11 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 				end = append(end, endEntry(run))
 				x.journaled = true
 			}
-			saved, err = a.SaveRunAcking(ctx, run, x.sending(), *d, end...)
+			if early && c.async != nil {
+				saved, durable, err = c.async.SaveRunAckingAsync(ctx, run, x.sending(), *d, end...)
+			} else {
+				saved, err = a.SaveRunAcking(ctx, run, x.sending(), *d, end...)
+			}
 		} else {
 			saved, err = c.cfg.Store.SaveRun(ctx, run, x.sending())
 		}
@@ -585,12 +642,55 @@ func (c *Coordinator) transitionAcking(ctx context.Context, id string, fn func(*
 		if err != nil {
 			delete(s.runs, id)
 			x.endSpans(err)
-			return run, false, err
+			return run, false, nil, err
 		}
+		// Remembered before it is durable: the next transition of the run
+		// is saved after this one, and fails with it.
 		s.remember(saved)
-		c.after(ctx, x, saved)
-		return saved, ok && d != nil, nil
+		s.settling.Lock()
+		u := &unsettled{id: id, x: x, run: saved, durable: durable, prev: s.unsettled[id], done: make(chan struct{})}
+		if s.unsettled == nil {
+			s.unsettled = make(map[string]chan struct{})
+		}
+		s.unsettled[id] = u.done
+		s.settling.Unlock()
+		return saved, ok && d != nil, u, nil
 	}
+}
+
+// settle waits until u is durable, then does what it asks (after), in the
+// order of its run's transitions; it returns the save's error otherwise
+// (the reply was not acknowledged, and the run is read again from the
+// store at its next transition).
+func (c *Coordinator) settle(ctx context.Context, u *unsettled) error {
+	var err error
+	if u.durable != nil {
+		err = u.durable(ctx)
+	}
+	if u.prev != nil {
+		<-u.prev
+	}
+	if err != nil {
+		u.x.endSpans(err)
+	} else {
+		c.after(ctx, u.x, u.run)
+	}
+	replied(u.span, u.run, u.path, err)
+	// Settling waits for nothing with a lock held, and saving (which holds
+	// the stripe) waits for no settling: the two cannot deadlock.
+	close(u.done)
+	s := c.stripe(u.id)
+	s.settling.Lock()
+	if s.unsettled[u.id] == u.done {
+		delete(s.unsettled, u.id)
+	}
+	s.settling.Unlock()
+	if err != nil {
+		s.Lock()
+		delete(s.runs, u.id) // it holds what was not saved, or what followed it
+		s.Unlock()
+	}
+	return err
 }
 
 // after does what a saved transition asks: timers, HTTP calls,
@@ -746,8 +846,30 @@ func (c *Coordinator) callHTTP(runID string, call pendingCall) {
 	}
 }
 
+// replyWindow is how many replies a subscription's receiver has saved and
+// not yet settled, with an asyncAcker: it handles the next while the saves
+// of these wait for the disk. With Concurrency receivers, up to
+// Concurrency*replyWindow transitions wait for the disk at once.
+const replyWindow = 8
+
 // receive handles replies and external events.
 func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
+	var window chan *unsettled
+	if c.async != nil {
+		window = make(chan *unsettled, replyWindow-1)
+		settled := make(chan struct{})
+		go func() {
+			defer close(settled)
+			for u := range window {
+				work := context.WithoutCancel(ctx)
+				if err := c.settle(work, u); err != nil {
+					c.cfg.Logger.ErrorContext(work, "coordinator: save a reply's transition; it will be redelivered", "run", u.id, "err", err)
+					sub.Nack(work, u.d, time.Second)
+				}
+			}
+		}()
+		defer func() { close(window); <-settled }()
+	}
 	for ctx.Err() == nil {
 		d, err := sub.Receive(ctx)
 		if err != nil {
@@ -758,7 +880,11 @@ func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
 			continue
 		}
 		work := context.WithoutCancel(ctx)
-		acked, err := c.deliver(work, d)
+		acked, u, err := c.deliver(work, d, window != nil)
+		if u != nil {
+			window <- u
+			continue
+		}
 		if err != nil {
 			c.cfg.Logger.ErrorContext(work, "coordinator: handle a reply; it will be redelivered", "type", d.Type, "id", d.ID, "err", err)
 			sub.Nack(work, d, time.Second)
@@ -775,41 +901,47 @@ func (c *Coordinator) receive(ctx context.Context, sub bus.Subscription) {
 
 // deliver routes one message: a step's reply (its metadata names the run
 // and step), or an external event for the runs waiting for its type.
-// It reports whether the delivery was acknowledged with the transition.
-func (c *Coordinator) deliver(ctx context.Context, d bus.Delivery) (bool, error) {
+// It reports whether the delivery was acknowledged with the transition;
+// with early set, a reply's transition may be returned unsettled instead
+// (see transitionAcking), to be settled by the caller.
+func (c *Coordinator) deliver(ctx context.Context, d bus.Delivery, early bool) (bool, *unsettled, error) {
 	if d.Err != nil {
 		c.cfg.Logger.WarnContext(ctx, "coordinator: dropping an undecodable message", "type", d.Type, "err", d.Err)
-		return false, nil
+		return false, nil, nil
 	}
 	e := d.Event
 	if runID, path, attempt, ok := replyTo(d.Meta); ok {
 		ctx, span := c.tracer.reply(ctx, c.cfg.Group, &d, runID, path)
-		run, acked, err := c.transitionAcking(ctx, runID, func(x *exec) error {
+		run, acked, u, err := c.transitionAcking(ctx, runID, func(x *exec) error {
 			x.reply(path, attempt, e)
 			return nil
-		}, &d)
+		}, &d, early)
+		if u != nil {
+			u.span, u.path, u.d = span, path, d
+			return true, u, nil
+		}
 		replied(span, run, path, err)
 		if errors.Is(err, baton.ErrNotFound) {
-			return false, nil
+			return false, nil, nil
 		}
-		return acked, err
+		return acked, nil, err
 	}
 	if !c.waits[e.Type] || e.CorrelationID == "" {
-		return false, nil
+		return false, nil, nil
 	}
 	runs, err := c.cfg.Store.ListRuns(ctx, store.RunQuery{Key: e.CorrelationID})
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	for _, r := range runs {
 		if r.Status.Terminal() || Reserved(r.Flow) {
 			continue
 		}
 		if _, err := c.Signal(ctx, r.ID, e); err != nil && baton.ErrorCode(err) != baton.Conflict {
-			return false, err
+			return false, nil, err
 		}
 	}
-	return false, nil
+	return false, nil, nil
 }
 
 // timers wakes the runs whose timeouts, sleeps or retries have come due.

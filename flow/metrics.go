@@ -119,6 +119,33 @@ func (m *metrics) timed(s Store) Store {
 	return t
 }
 
+// timedAsync wraps a so that its saves are observed, taken to durable, in
+// the store histogram.
+func (m *metrics) timedAsync(a asyncAcker) asyncAcker {
+	if m == nil {
+		return a
+	}
+	return timedAsync{a, m.store}
+}
+
+type timedAsync struct {
+	a asyncAcker
+	h *prometheus.HistogramVec
+}
+
+func (t timedAsync) SaveRunAckingAsync(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (store.Run, func(context.Context) error, error) {
+	start := time.Now()
+	saved, durable, err := t.a.SaveRunAckingAsync(ctx, r, out, d, journal...)
+	if err != nil {
+		storetime.Since(t.h, "save_run", start)
+		return saved, nil, err
+	}
+	return saved, func(ctx context.Context) error {
+		defer storetime.Since(t.h, "save_run", start)
+		return durable(ctx)
+	}, nil
+}
+
 type timedRuns struct {
 	s Store
 	h *prometheus.HistogramVec

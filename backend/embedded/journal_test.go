@@ -1,11 +1,13 @@
 package embedded
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/bus"
 	"github.com/batonhq/baton/store"
 )
 
@@ -100,5 +102,65 @@ func TestSaveRunAckingJournals(t *testing.T) {
 	}
 	if err := sub.Ack(ctx, d); err == nil {
 		t.Error("the reply could be acked again after the save acked it")
+	}
+}
+
+// TestSaveRunAckingAsync checks that a save taken before it is durable
+// refuses a stale revision at once (the delivery then still to be
+// settled), that a save of the next revision is taken before the first is
+// waited for, and that both are saved and acknowledge their replies.
+func TestSaveRunAckingAsync(t *testing.T) {
+	b := open(t)
+	ctx := t.Context()
+	run, _, err := b.CreateRun(ctx, store.Run{ID: "r-1", Flow: "ship", Key: "p-1", Status: store.RunRunning, Created: time.Now().UTC()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscribe(ctx, "coordinator", []string{"parcel.packed.v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, msg("parcel.packed.v1", "reply-1"), msg("parcel.packed.v1", "reply-2")); err != nil {
+		t.Fatal(err)
+	}
+	d1, err := sub.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := sub.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stale := run
+	stale.Rev = 7
+	if _, durable, err := b.SaveRunAckingAsync(ctx, stale, nil, d1); baton.ErrorCode(err) != baton.Conflict || durable != nil {
+		t.Fatalf("SaveRunAckingAsync from a stale revision: %v, want a conflict at once", err)
+	}
+	first, durable1, err := b.SaveRunAckingAsync(ctx, run, nil, d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Status = store.RunCompleted
+	second, durable2, err := b.SaveRunAckingAsync(ctx, first, nil, d2)
+	if err != nil {
+		t.Fatalf("the save after one not yet waited for: %v", err)
+	}
+	for _, durable := range []func(context.Context) error{durable1, durable2} {
+		if err := durable(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := b.Run(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Rev != second.Rev || got.Status != store.RunCompleted || second.Rev != run.Rev+2 {
+		t.Fatalf("stored run at revision %d, %s; want %d, completed", got.Rev, got.Status, run.Rev+2)
+	}
+	for _, d := range []bus.Delivery{d1, d2} {
+		if err := sub.Ack(ctx, d); err == nil {
+			t.Errorf("reply %s could be acked again after its save acked it", d.ID)
+		}
 	}
 }

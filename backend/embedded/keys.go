@@ -24,7 +24,8 @@ import (
 //	V<run id>                  its revision and wake time (8+8 bytes), written
 //	                           by earlier versions, read no more (the
 //	                           document has them), deleted with the run
-//	W<wake><run id>            the runs by wake time
+//	W<time><run id>            the runs by a time at or before their wake
+//	                           time (runs.go, indexAt)
 //	K<flow>\x00<key>            a run by flow and business key -> run id
 //	C<created><run id>         the runs by creation time
 //	F<flow>\x00<created><id>    the runs of one flow by creation time

@@ -257,7 +257,7 @@ func (b *Backend) deleteRuns(runs []store.Run) (int, error) {
 	err := b.write(func(w *round) error {
 		n = 0
 		for _, r := range runs {
-			rev, wake, ok, err := w.revision(r.ID)
+			rev, indexed, ok, err := w.revision(r.ID)
 			if err != nil {
 				return err
 			}
@@ -281,8 +281,8 @@ func (b *Backend) deleteRuns(runs []store.Run) (int, error) {
 					return err
 				}
 			}
-			if !wake.IsZero() {
-				if err := w.delete(wakeKey(wake, r.ID)); err != nil {
+			if !indexed.IsZero() {
+				if err := w.delete(wakeKey(indexed, r.ID)); err != nil {
 					return err
 				}
 			}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -88,7 +90,7 @@ func (b *Backend) CreateRun(ctx context.Context, r store.Run, out []store.Outbou
 		if err := w.setTracked(runKey(r.ID), doc); err != nil {
 			return err
 		}
-		w.setRevision(r)
+		w.setRevision(r, r.Wake)
 		if !r.Wake.IsZero() {
 			if err := w.set(wakeKey(r.Wake, r.ID), nil); err != nil {
 				return err
@@ -127,29 +129,73 @@ func (b *Backend) SaveRunAcking(ctx context.Context, r store.Run, out []store.Ou
 	return b.saveRun(ctx, r, out, &d, journal)
 }
 
+// SaveRunAckingAsync is SaveRunAcking that returns once the writer has
+// taken the save, before it is durable: err is a save refused before
+// anything was written (a conflict, an unknown run, bad input), and
+// otherwise the saves that follow, which the writer applies in the order
+// they are taken, already see this one. durable waits until the save is
+// on disk and returns what SaveRunAcking would have (an error then is the
+// round's or the disk's, and the delivery is not acknowledged); it must be
+// called, once. A coordinator handles its next reply meanwhile, as a
+// service's consumer does with CommitAsync.
+func (b *Backend) SaveRunAckingAsync(ctx context.Context, r store.Run, out []store.Outbound, d bus.Delivery, journal ...store.Entry) (_ store.Run, durable func(context.Context) error, _ error) {
+	sub, rec, err := claimDelivery(&d)
+	if err != nil {
+		return r, nil, err
+	}
+	saved, done, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
+	if err != nil {
+		sub.release(rec.seq, err)
+		return r, nil, err
+	}
+	return saved, func(context.Context) error {
+		err := <-done
+		sub.release(rec.seq, err)
+		return err
+	}, nil
+}
+
 func (b *Backend) saveRun(ctx context.Context, r store.Run, out []store.Outbound, d *bus.Delivery, journal []store.Entry) (store.Run, error) {
 	var sub *subscription
 	var rec record
 	if d != nil {
-		ref, ok := d.Ref.(*inflight)
-		if !ok {
-			return r, baton.Errorf(baton.Invalid, "save run", "delivery is not from this backend")
-		}
-		if err := ref.sub.claim(ref); err != nil {
+		var err error
+		if sub, rec, err = claimDelivery(d); err != nil {
 			return r, err
 		}
-		sub, rec = ref.sub, ref.rec
 	}
-	saved, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
+	saved, done, err := b.saveRunSettling(ctx, r, out, sub, rec, journal)
+	if err == nil {
+		err = <-done
+	}
+	if err != nil {
+		saved = r
+	}
 	if sub != nil {
 		sub.release(rec.seq, err)
 	}
 	return saved, err
 }
 
-func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record, journal []store.Entry) (store.Run, error) {
+// claimDelivery claims d, a delivery of this backend, for the write that
+// settles it.
+func claimDelivery(d *bus.Delivery) (*subscription, record, error) {
+	ref, ok := d.Ref.(*inflight)
+	if !ok {
+		return nil, record{}, baton.Errorf(baton.Invalid, "save run", "delivery is not from this backend")
+	}
+	if err := ref.sub.claim(ref); err != nil {
+		return nil, record{}, err
+	}
+	return ref.sub, ref.rec, nil
+}
+
+// saveRunSettling hands the save to the writer and returns once the writer
+// has taken it (err: refused, nothing written); done then receives nil once
+// it is durable, or the error that kept it from being written.
+func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.Outbound, sub *subscription, rec record, journal []store.Entry) (_ store.Run, done <-chan error, _ error) {
 	if err := validJSON(r); err != nil {
-		return r, err
+		return r, nil, err
 	}
 	expect := r.Rev
 	r.Rev++
@@ -159,11 +205,14 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 	doc := store.AppendRun(nil, &r)
 	msgs, err := encodeOutbound(out)
 	if err != nil {
-		return r, err
+		r.Rev = expect
+		return r, nil, err
 	}
 	entries := encodeEntries(journal)
-	err = b.write(func(w *round) error {
-		got, wake, ok, err := w.revision(r.ID)
+	taken := make(chan error, 1) // fn's verdict, before the round is applied
+	done = b.submit(func(w *round) (err error) {
+		defer func() { taken <- err }()
+		got, indexed, ok, err := w.revision(r.ID)
 		if err != nil {
 			return err
 		}
@@ -173,21 +222,13 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 		if got != expect {
 			return baton.Errorf(baton.Conflict, "save run "+r.ID, "revision %d was saved meanwhile (this save started from %d)", got, expect)
 		}
-		if err := w.setTracked(runKey(r.ID), doc); err != nil {
+		at := indexAt(r, indexed)
+		if err := w.setTracked(runKey(r.ID), withWakeIndex(doc, r.Wake, at)); err != nil {
 			return err
 		}
-		w.setRevision(r)
-		if !wake.Equal(r.Wake) {
-			if !wake.IsZero() {
-				if err := w.delete(wakeKey(wake, r.ID)); err != nil {
-					return err
-				}
-			}
-			if !r.Wake.IsZero() {
-				if err := w.set(wakeKey(r.Wake, r.ID), nil); err != nil {
-					return err
-				}
-			}
+		w.setRevision(r, at)
+		if err := w.moveWake(r.ID, indexed, at); err != nil {
+			return err
 		}
 		if sub != nil {
 			if err := w.settle(sub, rec, false, 0); err != nil {
@@ -199,11 +240,23 @@ func (b *Backend) saveRunSettling(ctx context.Context, r store.Run, out []store.
 		}
 		return w.send(msgs)
 	})
+	select {
+	case err = <-taken:
+		if err != nil {
+			err = <-done // the same error, or the round's when fn failed half-way
+		}
+	case err = <-done:
+		// Refused before fn ran (the backend is closed or failed), or
+		// already durable: done was read, so it is given again.
+		again := make(chan error, 1)
+		again <- err
+		done = again
+	}
 	if err != nil {
 		r.Rev = expect
-		return r, err
+		return r, nil, err
 	}
-	return r, nil
+	return r, done, nil
 }
 
 // validJSON checks the raw members of a run, which AppendRun writes as
@@ -222,41 +275,101 @@ func validJSON(r store.Run) error {
 	return nil
 }
 
-// revision is a run's stored revision and wake time. The writer remembers
-// those of the runs under way, which it wrote itself (one process holds the
-// data directory), and reads the others from their documents: a save writes
-// the document alone, not a key of its own for them beside it (one write
-// fewer per transition).
+// revision is a run's stored revision and the time it is indexed under in
+// the wake index. The writer remembers those of the runs under way, which
+// it wrote itself (one process holds the data directory), and reads the
+// others from their documents: a save writes the document alone, not a key
+// of its own for them beside it (one write fewer per transition).
 type revision struct {
-	rev  int64
-	wake time.Time
+	rev     int64
+	indexed time.Time
 }
 
 func (w *round) revision(id string) (int64, time.Time, bool, error) {
 	if r, ok := w.b.revs[id]; ok {
-		return r.rev, r.wake, true, nil
+		return r.rev, r.indexed, true, nil
 	}
 	v, ok, err := w.get(runKey(id))
 	if err != nil || !ok {
 		return 0, time.Time{}, false, err
 	}
 	var r struct {
-		Rev  int64     `json:"rev"`
-		Wake time.Time `json:"wake"`
+		Rev       int64     `json:"rev"`
+		Wake      time.Time `json:"wake"`
+		WakeIndex *int64    `json:"wake_index"`
 	}
 	if err := json.Unmarshal(v, &r); err != nil {
 		return 0, time.Time{}, false, unavailable("runs", fmt.Errorf("run %s: %w", id, err))
 	}
+	if r.WakeIndex != nil {
+		return r.Rev, time.Unix(0, *r.WakeIndex).UTC(), true, nil
+	}
 	return r.Rev, r.Wake, true, nil
 }
 
-// setRevision remembers r's revision and wake time while r is under way.
-func (w *round) setRevision(r store.Run) {
+// setRevision remembers r's revision and wake index time while r is under
+// way.
+func (w *round) setRevision(r store.Run, indexed time.Time) {
 	if r.Status.Terminal() {
 		delete(w.b.revs, r.ID)
 	} else {
-		w.b.revs[r.ID] = revision{r.Rev, r.Wake}
+		w.b.revs[r.ID] = revision{r.Rev, indexed}
 	}
+}
+
+// The wake index (W<time><id>) holds a run under a time at or before its
+// Wake, not under its Wake: every step of a flow with timeouts pushes its
+// run's Wake out, and moving the key each time cost two writes per
+// transition. A save moves the key only when the Wake comes earlier than
+// the time indexed, or the run ends without one; DueRuns reads the runs
+// whose indexed time has come, returns those whose Wake has, and moves
+// the others' keys to their Wake. A run's document records the time it is
+// indexed under when that is not its Wake, as its last member
+// "wake_index" (nanoseconds since 1970); documents written before have
+// none, and were indexed under their Wake.
+
+// indexAt is where a save of r moves its run's key in the wake index from
+// indexed, the time it is under now (zero: none).
+func indexAt(r store.Run, indexed time.Time) time.Time {
+	switch {
+	case r.Wake.IsZero() && r.Status.Terminal():
+		return time.Time{}
+	case !r.Wake.IsZero() && (indexed.IsZero() || r.Wake.Before(indexed)):
+		return r.Wake
+	}
+	return indexed
+}
+
+const wakeIndexMember = `,"wake_index":`
+
+// withWakeIndex returns doc, a run's document whose Wake is wake, recording
+// indexed, the time the run is indexed under, when that is not wake.
+func withWakeIndex(doc []byte, wake, indexed time.Time) []byte {
+	if indexed.Equal(wake) {
+		return doc
+	}
+	out := make([]byte, 0, len(doc)+len(wakeIndexMember)+20)
+	out = append(out, doc[:len(doc)-1]...)
+	out = append(out, wakeIndexMember...)
+	out = strconv.AppendInt(out, indexed.UnixNano(), 10)
+	return append(out, '}')
+}
+
+// moveWake moves run id's key in the wake index from the time it is under,
+// from, to to (zero: none).
+func (w *round) moveWake(id string, from, to time.Time) error {
+	if from.Equal(to) {
+		return nil
+	}
+	if !from.IsZero() {
+		if err := w.delete(wakeKey(from, id)); err != nil {
+			return err
+		}
+	}
+	if !to.IsZero() {
+		return w.set(wakeKey(to, id), nil)
+	}
+	return nil
 }
 
 type outbound struct {
@@ -449,8 +562,20 @@ func (b *Backend) DueRuns(ctx context.Context, now time.Time, limit int) ([]stor
 		return nil, unavailable("runs", err)
 	}
 	defer iter.Close()
+	if limit <= 0 {
+		return nil, nil
+	}
+	// The runs are indexed under times at or before their Wake: the
+	// earliest limit Wakes are known once the index reaches past the
+	// latest of them.
 	var out []store.Run
-	for iter.First(); iter.Valid() && len(out) < limit; iter.Next() {
+	var early []store.Run // indexed as due, but their Wake is later (or none)
+	var earlyAt []time.Time
+	for iter.First(); iter.Valid(); iter.Next() {
+		at := time.Unix(0, int64(binary.BigEndian.Uint64(iter.Key()[1:9]))).UTC()
+		if len(out) == limit && at.After(out[limit-1].Wake) {
+			break
+		}
 		r, err := b.run(string(iter.Key()[9:]))
 		if errors.Is(err, baton.ErrNotFound) {
 			continue
@@ -458,9 +583,66 @@ func (b *Backend) DueRuns(ctx context.Context, now time.Time, limit int) ([]stor
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		if r.Wake.IsZero() || r.Wake.After(now) {
+			early, earlyAt = append(early, r), append(earlyAt, at)
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(out, r, func(a, b store.Run) int {
+			if c := a.Wake.Compare(b.Wake); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		if i < limit {
+			out = slices.Insert(out, i, r)
+			if len(out) > limit {
+				out = out[:limit]
+			}
+		}
 	}
-	return out, iter.Error()
+	if err := iter.Error(); err != nil {
+		return nil, err
+	}
+	if len(early) > 0 {
+		if err := b.reindex(early, earlyAt); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// reindex moves the wake index keys of runs, found indexed under the times
+// at though their Wake is later, to their Wake, each unless it was saved
+// since it was read.
+func (b *Backend) reindex(runs []store.Run, at []time.Time) error {
+	return b.write(func(w *round) error {
+		for i, r := range runs {
+			rev, indexed, ok, err := w.revision(r.ID)
+			if err != nil {
+				return err
+			}
+			if !ok || rev != r.Rev || !indexed.Equal(at[i]) {
+				continue
+			}
+			doc, ok, err := w.get(runKey(r.ID))
+			if err != nil || !ok {
+				return err
+			}
+			// Indexed under a time that is not its Wake, the document ends
+			// with the member that says so.
+			if j := bytes.LastIndex(doc, []byte(wakeIndexMember)); j >= 0 {
+				doc = append(doc[:j:j], '}')
+			}
+			if err := w.setTracked(runKey(r.ID), doc); err != nil {
+				return err
+			}
+			w.setRevision(r, r.Wake)
+			if err := w.moveWake(r.ID, indexed, r.Wake); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // runsOfKey lists the runs of every flow with q.Key, newest first: it
