@@ -271,3 +271,19 @@ func TestRunRevisionFromDocument(t *testing.T) {
 		t.Errorf("due runs: %v, want %v (each under its last wake time only)", got, want)
 	}
 }
+
+// Misses no commit takes do not fill the store's memory of them for good:
+// past the bound it starts again, and a later miss is still taken.
+func TestMissesStartAgainWhenFull(t *testing.T) {
+	t.Parallel()
+	var m misses
+	for i := range maxMisses + 1 {
+		m.put([]byte(fmt.Sprint("k-", i)), 7)
+	}
+	if len(m.m) > maxMisses {
+		t.Fatalf("%d misses kept, over the bound of %d", len(m.m), maxMisses)
+	}
+	if pre, ok := m.take([]byte(fmt.Sprint("k-", maxMisses))); !ok || pre != 7 {
+		t.Fatalf("the miss put last: take = %d, %v; want 7, true", pre, ok)
+	}
+}

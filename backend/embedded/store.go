@@ -42,18 +42,17 @@ type misses struct {
 }
 
 // maxMisses bounds the misses kept: well above the deliveries that can be
-// in hand at once, so that only Seen calls not followed by a commit (other
-// callers than the runtime) are ever left in it.
+// in hand at once, so that it fills only with the misses of Seen calls no
+// commit followed (other callers than the runtime). It is then emptied:
+// the commits of the misses dropped read the inbox again.
 const maxMisses = 1 << 16
 
 func (m *misses) put(k []byte, pre uint64) {
 	m.mu.Lock()
-	if m.m == nil {
+	if m.m == nil || len(m.m) >= maxMisses {
 		m.m = make(map[string]uint64)
 	}
-	if len(m.m) < maxMisses {
-		m.m[string(k)] = pre
-	}
+	m.m[string(k)] = pre
 	m.mu.Unlock()
 }
 
