@@ -79,6 +79,18 @@ func runCrashChild(t *testing.T, root string, n int) {
 	child := crashtest.StartChild(ctx, t, root, crashFaults)
 	rt := child.Runtime
 
+	// The first progress line counts what a previous child left, before
+	// any order is placed again; the lines go on while placing, since the
+	// flow keeps up with it and most orders end before the placing does.
+	w := newCrashWatch(child.Backend, child.Ledger, n)
+	first, err := w.poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println(first)
+	watched := make(chan error, 1)
+	go func() { watched <- w.follow(ctx, n) }()
+
 	// Every start places every order again, as a publisher that cannot
 	// prove what was accepted before the crash would: the ids are the same,
 	// and the payment group's inbox skips the copies.
@@ -105,23 +117,29 @@ func runCrashChild(t *testing.T, root string, n int) {
 		fmt.Printf("placed=%d\n", lo+len(batch))
 	}
 
-	w := newCrashWatch(child.Backend, child.Ledger, n)
-	for {
-		p, err := w.poll(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Println(p)
-		if p.terminal == n {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := <-watched; err != nil {
+		t.Fatal(err)
 	}
 
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	child.Stop(stopCtx, t)
 	fmt.Printf("done handled=%d retried=%d dead=%v\n", rt.Stats().Handled(), rt.Stats().Retried(), rt.Stats().DeadLettered())
+}
+
+// follow prints the progress every 10ms until every order has ended.
+func (w *crashWatch) follow(ctx context.Context, n int) error {
+	for {
+		time.Sleep(10 * time.Millisecond)
+		p, err := w.poll(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Println(p)
+		if p.terminal == n {
+			return nil
+		}
+	}
 }
 
 // crashWatch follows the child's progress.
