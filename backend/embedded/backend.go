@@ -469,11 +469,16 @@ func (b *Backend) Commit(ctx context.Context, c bus.Commit) error {
 // function it returns waits until c is durable and returns what Commit
 // would have (see bus.AsyncCommitter). It must be called, once.
 func (b *Backend) CommitAsync(ctx context.Context, c bus.Commit) func(context.Context) error {
-	failed := func(err error) func(context.Context) error {
-		return func(context.Context) error { return err }
-	}
 	var sub *subscription
 	var rec record
+	// failed ends a commit that failed before it reached the writer: the
+	// delivery, if claimed, goes back in flight.
+	failed := func(err error) func(context.Context) error {
+		if sub != nil {
+			sub.release(rec.seq, err)
+		}
+		return func(context.Context) error { return err }
+	}
 	if c.Delivery != nil {
 		ref, ok := c.Delivery.Ref.(*inflight)
 		if !ok {
@@ -495,9 +500,6 @@ func (b *Backend) CommitAsync(ctx context.Context, c bus.Commit) func(context.Co
 	var err error
 	if c.Dead != nil {
 		if dead, err = b.encodeDead(*c.Dead); err != nil {
-			if sub != nil {
-				sub.release(rec.seq, err)
-			}
 			return failed(err)
 		}
 	}
@@ -514,16 +516,13 @@ func (b *Backend) CommitAsync(ctx context.Context, c bus.Commit) func(context.Co
 	}
 	if checkID != "" && (sub == nil || rec.external) {
 		ik = inboxKey(c.Group, checkID)
+		// A miss Seen found serves while the writer still remembers the
+		// rounds written since; otherwise the key is read again.
 		var hit bool
-		// A miss found by Seen serves while the writer still remembers
-		// the rounds since (it reads in the writer otherwise).
-		if pre, hit = b.misses.take(ik); hit && b.rounds.Load()-pre < recentRounds/2 {
-			mark, marked = nil, false
-		} else if mark, marked, pre, err = b.read(ik); err != nil {
-			if sub != nil {
-				sub.release(rec.seq, err)
+		if pre, hit = b.misses.take(ik); !hit || b.rounds.Load()-pre >= recentRounds/2 {
+			if mark, marked, pre, err = b.read(ik); err != nil {
+				return failed(err)
 			}
-			return failed(err)
 		}
 	}
 	// duplicate is written by the writer before done receives.

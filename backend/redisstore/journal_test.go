@@ -17,12 +17,7 @@ import (
 func TestJournalReadsOldEntries(t *testing.T) {
 	s, prefix := openPrefixed(t)
 	ctx := context.Background()
-	opt, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := rawClient(t)
 	old, err := json.Marshal(store.Entry{Time: time.Now().UTC(), CorrelationID: "o-1", Outcome: store.Published, EventID: "e-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -62,12 +57,7 @@ func TestJournalReadsOldEntries(t *testing.T) {
 func TestJournalRecordPerWrite(t *testing.T) {
 	s, prefix := openPrefixed(t)
 	ctx := context.Background()
-	opt, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := rawClient(t)
 	at := time.Now().AddDate(10, 0, 0) // ahead of the background sweeps
 	if err := s.Append(ctx, store.Entry{Time: at, CorrelationID: "o-1", Outcome: store.Published, EventID: "e-0"}); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,18 @@ func redisURL() string {
 	return "redis://127.0.0.1:6379/0"
 }
 
+// rawClient is a plain client of the test server, closed when t ends.
+func rawClient(t testing.TB) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
 // openStore opens a store on its own key prefix, deleted when the test ends.
 // Without a Redis server the test fails in CI and is skipped elsewhere.
 func openStore(t testing.TB) *redisstore.Store {
@@ -180,16 +192,11 @@ func TestRunIndexesFollowStatus(t *testing.T) {
 func TestErrorCodes(t *testing.T) {
 	s, prefix := openPrefixed(t)
 	ctx := t.Context()
-	opt, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := rawClient(t)
 	if err := rdb.Set(ctx, prefix+"schedules", "not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Schedule(ctx, "x")
+	_, err := s.Schedule(ctx, "x")
 	if code := baton.ErrorCode(err); code != baton.Internal {
 		t.Errorf("Schedule with a string where the hash of schedules belongs: %v (code %q); want code %q", err, code, baton.Internal)
 	}

@@ -79,18 +79,10 @@ func TestSettleCancelled(t *testing.T) {
 		t.Errorf("Settle with a cancelled context: %v; want context.Canceled", err)
 	}
 
-	opt, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := rawClient(t)
 	// Redis holds every write for two seconds, or until unpaused: the settler's
 	// call waits, and so would the Settle if it ignored its context.
-	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 2000, "WRITE").Err(); err != nil {
-		t.Skipf("CLIENT PAUSE: %v", err)
-	}
-	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	pauseWrites(t, rdb)
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if err := s.Settle(short, "g", "during", store.Entry{CorrelationID: "c"}); !errors.Is(err, context.DeadlineExceeded) {
@@ -126,18 +118,10 @@ func TestClosedSettleSeen(t *testing.T) {
 func TestSettlesShareARecord(t *testing.T) {
 	s, prefix := openPrefixed(t)
 	ctx := t.Context()
-	opt, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := rawClient(t)
 	// Redis holds writes while the Settles queue up behind the first one's
 	// call: the settler gathers the rest into its next call.
-	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 2000, "WRITE").Err(); err != nil {
-		t.Skipf("CLIENT PAUSE: %v", err)
-	}
-	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	pauseWrites(t, rdb)
 	const n = 20
 	entries := make([][]store.Entry, n)
 	errs := make([]error, n)
@@ -183,12 +167,7 @@ func TestSettlesShareARecord(t *testing.T) {
 func TestSettleExpiryBuckets(t *testing.T) {
 	s, prefix := openPrefixed(t)
 	ctx := t.Context()
-	opt, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := rawClient(t)
 	window := s.InboxRetention()
 	first := time.Now()
 	for _, id := range []string{"e1", "e2", "e3", "again"} {
@@ -231,4 +210,14 @@ func TestSettleExpiryBuckets(t *testing.T) {
 	if n := rdb.ZCard(ctx, prefix+"inbox:expiry").Val(); n != 0 {
 		t.Errorf("the expiry index keeps %d members after both windows", n)
 	}
+}
+
+// pauseWrites makes Redis hold every write for two seconds, or until
+// unpaused (at the latest when the test ends).
+func pauseWrites(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	if err := rdb.Do(t.Context(), "CLIENT", "PAUSE", 2000, "WRITE").Err(); err != nil {
+		t.Skipf("CLIENT PAUSE: %v", err)
+	}
+	t.Cleanup(func() { rdb.Do(context.Background(), "CLIENT", "UNPAUSE") })
 }
